@@ -1,0 +1,1 @@
+"""Datasets: fetching raw data, loaders returning tensors, and transforms."""

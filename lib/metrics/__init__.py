@@ -1,0 +1,1 @@
+"""Metrics: PSNR/SSIM (scikit-image), FID/KID (pytorch-fid features), mIoU, timing."""

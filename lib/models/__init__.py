@@ -1,0 +1,61 @@
+"""Explicit model registry: ``build(name, cfg)`` returns an ``nn.Module``.
+
+Each entry names the module, the ``nn.Module`` class and its frozen config dataclass (paper
+values as defaults). Modules are imported on first use, so importing one model family does
+not import the others. A name that is not registered raises and lists the known names.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from torch import nn
+
+from lib.config import from_dict
+
+__all__ = ["MODELS", "build", "config_class", "model_class", "make_config"]
+
+# name -> (module, model class, config class)
+MODELS: dict[str, tuple[str, str, str]] = {
+    "asapnet": ("lib.models.asapnet", "ASAPNetGenerator", "ASAPNetConfig"),
+    "pix2pixhd": ("lib.models.pix2pixhd", "GlobalGenerator", "Pix2PixHDConfig"),
+    "spade": ("lib.models.spade", "SPADEGenerator", "SPADEConfig"),
+    "patchgan": ("lib.models.patchgan", "MultiscaleDiscriminator", "PatchGANConfig"),
+    "dncnn": ("lib.models.dncnn", "DnCNN", "DnCNNConfig"),
+}
+
+
+def _entry(name: str) -> tuple[Any, Any]:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    module_name, model_name, config_name = MODELS[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, model_name), getattr(module, config_name)
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The ``nn.Module`` class registered as ``name``."""
+    return _entry(name)[0]
+
+
+def config_class(name: str) -> type:
+    """The frozen config dataclass of the model registered as ``name``."""
+    return _entry(name)[1]
+
+
+def make_config(name: str, cfg: Mapping[str, Any] | Any | None = None) -> Any:
+    """A config instance for ``name`` from a mapping (strict) or an existing instance."""
+    cls = config_class(name)
+    if isinstance(cfg, cls):
+        return cfg
+    return from_dict(cls, cfg, where=f"models.{name}")
+
+
+def build(name: str, cfg: Mapping[str, Any] | Any | None = None) -> nn.Module:
+    """Builds the model ``name`` with ``cfg`` (a mapping, a config instance, or defaults).
+
+    Raises:
+        KeyError: ``name`` is not registered (the message lists the known names).
+        lib.config.ConfigError: ``cfg`` has unknown keys or wrongly typed values.
+    """
+    return model_class(name)(make_config(name, cfg))
