@@ -1,0 +1,185 @@
+"""Denoising data: the BSD image sets, the fixed test noise and the training patch sampler.
+
+Noise model (DnCNN; DESIGN sec. 5): clean ``uint8`` image ``x`` -> ``x / 255`` in [0, 1];
+noisy ``y = x / 255 + sigma / 255 * n`` with ``n ~ N(0, 1)`` per pixel and channel, NOT
+clipped. ``sigma`` is always given in 0..255 units.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lib.data.images import read_image
+from lib.data.transforms import NUM_AUGMENT_MODES, augment, sample_rng
+
+__all__ = [
+    "PatchDataset",
+    "list_images",
+    "load_set",
+    "load_named_set",
+    "test_noise_seed",
+    "noisy_test_image",
+    "SETS",
+    "IMAGE_SUFFIXES",
+]
+
+# name -> (mode, role); DnCNN paper: Train400 / BSD68 / Set12 (gray), CBSD432 / CBSD68 (color)
+SETS: dict[str, tuple[str, str]] = {
+    "train400": ("L", "train"),
+    "cbsd432": ("RGB", "train"),
+    "bsd68": ("L", "test"),
+    "set12": ("L", "test"),
+    "cbsd68": ("RGB", "test"),
+}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(root: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``root`` (by suffix), sorted by name.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or holds no image (folder named).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    paths = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
+    return paths
+
+
+def load_set(root: str | os.PathLike, mode: str) -> list[tuple[str, np.ndarray]]:
+    """Loads every image of a folder.
+
+    Args:
+        root: the folder.
+        mode: ``"L"`` or ``"RGB"``.
+
+    Returns:
+        ``[(file name, uint8 array (H, W) or (H, W, 3)), ...]`` sorted by name.
+    """
+    return [(p.name, read_image(p, mode)) for p in list_images(root)]
+
+
+def load_named_set(raw_root: str | os.PathLike, name: str) -> list[tuple[str, np.ndarray]]:
+    """Loads ``<raw_root>/<name>`` with the mode of :data:`SETS` (e.g. ``bsd68`` gray)."""
+    if name not in SETS:
+        raise KeyError(f"unknown denoising set {name!r}; known: {', '.join(SETS)}")
+    return load_set(Path(raw_root) / name, SETS[name][0])
+
+
+def test_noise_seed(seed: int, name: str, sigma: float) -> int:
+    """The noise seed of one test image: stable across runs, processes and platforms.
+
+    ``int.from_bytes(sha256(f"{seed}/{name}/{float(sigma)!r}")[:8], "big")`` (sigma is
+    normalised with ``float`` so ``25`` and ``25.0`` give the same seed).
+    """
+    text = f"{int(seed)}/{name}/{float(sigma)!r}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+test_noise_seed.__test__ = False  # not a pytest test when imported into a test module
+
+
+def noisy_test_image(clean_u8: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Adds white Gaussian noise: ``clean / 255 + sigma / 255 * N(0, 1)``, not clipped.
+
+    Noise is drawn in float64 by ``np.random.default_rng(seed).standard_normal(shape)``; the
+    result is cast to float32.
+
+    Args:
+        clean_u8: ``uint8`` image (any shape).
+        sigma: noise standard deviation in 0..255 units.
+        seed: e.g. :func:`test_noise_seed`.
+
+    Returns:
+        float32 array of the input's shape (values may fall outside [0, 1]).
+    """
+    clean_u8 = np.asarray(clean_u8)
+    if clean_u8.dtype != np.uint8:
+        raise ValueError(f"noisy_test_image expects uint8, got {clean_u8.dtype}")
+    noise = np.random.default_rng(seed).standard_normal(clean_u8.shape)
+    return (clean_u8.astype(np.float64) / 255.0 + float(sigma) / 255.0 * noise).astype(np.float32)
+
+
+class PatchDataset(Dataset):
+    """Random noisy/clean training patches.
+
+    Sample ``i`` of epoch ``e`` is fixed by ``(seed, e, i)``: an image chosen uniformly, a
+    random ``patch_size`` crop, one of the 8 dihedral modes, ``sigma ~ U[lo, hi]`` (or the
+    fixed value), fresh noise ``sigma / 255 * N(0, 1)`` (not clipped).
+
+    Item: ``dict(clean=FloatTensor (C, P, P) in [0, 1], noisy=FloatTensor (C, P, P),
+    sigma=0-dim FloatTensor in 0..255 units)``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        patch_size: int = 40,  # DnCNN paper: 40x40 patches for DnCNN-S
+        patches_per_epoch: int = 128 * 1600,  # DnCNN paper: 128 x 1600 patches (DnCNN-S)
+        sigma: float | Sequence[float] = 25.0,  # DnCNN-S sigma 25; blind: (0, 55)
+        seed: int = 0,
+    ):
+        """Args:
+        images: ``uint8`` arrays, all ``(H, W)`` or all ``(H, W, 3)``.
+        patch_size: patch side ``P``.
+        patches_per_epoch: dataset length.
+        sigma: fixed sigma or ``(lo, hi)`` (0..255 units).
+        seed: base seed.
+        """
+        if not images:
+            raise ValueError("PatchDataset: no images")
+        self.images = [np.asarray(im) for im in images]
+        nd = {im.ndim for im in self.images}
+        if len(nd) != 1 or nd - {2, 3}:
+            raise ValueError(f"PatchDataset: images must all be (H, W) or all (H, W, 3), got ndims {sorted(nd)}")
+        for i, im in enumerate(self.images):
+            if im.dtype != np.uint8:
+                raise ValueError(f"PatchDataset: image {i} is {im.dtype}, expected uint8")
+            if im.shape[0] < patch_size or im.shape[1] < patch_size:
+                raise ValueError(f"PatchDataset: image {i} of shape {im.shape} is smaller than patch {patch_size}")
+        if isinstance(sigma, (int, float)):
+            lo = hi = float(sigma)
+        else:
+            lo, hi = (float(s) for s in sigma)
+        if not 0 <= lo <= hi:
+            raise ValueError(f"PatchDataset: sigma range must satisfy 0 <= lo <= hi, got ({lo}, {hi})")
+        self.patch_size, self.length = int(patch_size), int(patches_per_epoch)
+        self.sigma_range = (lo, hi)
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the patches of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.length:
+            raise IndexError(f"PatchDataset index {index} out of range 0..{self.length - 1}")
+        rng = sample_rng(self.seed, self.epoch, index)
+        im = self.images[int(rng.integers(len(self.images)))]
+        p = self.patch_size
+        top = int(rng.integers(im.shape[0] - p + 1))
+        left = int(rng.integers(im.shape[1] - p + 1))
+        patch = augment(im[top : top + p, left : left + p], int(rng.integers(NUM_AUGMENT_MODES)))
+        lo, hi = self.sigma_range
+        sigma = lo if lo == hi else float(rng.uniform(lo, hi))
+        clean = patch.astype(np.float32) / 255.0
+        clean = clean[None] if clean.ndim == 2 else clean.transpose(2, 0, 1)  # (C, P, P)
+        noise = rng.standard_normal(clean.shape).astype(np.float32)
+        noisy = clean + np.float32(sigma / 255.0) * noise
+        return dict(
+            clean=torch.from_numpy(np.ascontiguousarray(clean)),
+            noisy=torch.from_numpy(np.ascontiguousarray(noisy)),
+            sigma=torch.tensor(sigma, dtype=torch.float32),
+        )

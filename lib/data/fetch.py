@@ -1,0 +1,630 @@
+"""Fills ``data/raw/`` with the datasets and pretrained weights, every file checked by sha256.
+
+Sources, in order: the files already in place (kept when their hash is right), a local
+mirror (a folder laid out like ``<mirror>/<name>/...`` for data, ``<mirror>/<relative path>``
+for weights; from the argument/params key ``fetch.data_mirror`` / ``fetch.weights_mirror`` or
+``$ASAPNET_DATA`` / ``$ASAPNET_WEIGHTS``), then, only when ``download`` is asked for, the
+official download locations (pinned GitHub commits, the CMP archive, the pytorch-fid release).
+
+The expected hashes are committed in ``lib/data/checksums/<name>.sha256`` (``sha256sum``
+format, paths relative to the dataset folder, or to the weights folder for weight entries).
+Files are assembled in a temporary folder beside the destination and renamed into place only
+when every file has been verified, so an interrupted run never leaves a half-filled dataset.
+
+Command line::
+
+    python -m lib.data.fetch --out data/raw [--data-mirror D] [--weights-mirror W] [--download] NAME...
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from lib.paths import DATA_ENV, WEIGHTS_ENV, mirror_root
+
+__all__ = [
+    "fetch",
+    "fetch_all",
+    "verify",
+    "dataset_dir",
+    "present_files",
+    "read_checksums",
+    "sha256_file",
+    "DATASETS",
+    "Entry",
+    "RemoteFiles",
+    "RemoteZip",
+    "IdList",
+    "FetchConfig",
+    "CHECKSUM_DIR",
+    "DEFAULT_TIMEOUT_S",
+    "main",
+]
+
+CHECKSUM_DIR = Path(__file__).resolve().parent / "checksums"
+DEFAULT_TIMEOUT_S = 60.0  # seconds per network read (urllib timeout)
+WEIGHTS_SUBDIR = "weights"  # weights go to <dest_root>/weights/<path as in the weights mirror>
+
+# Pinned sources (commits as recorded for the data mirror).
+_GH = "https://raw.githubusercontent.com"
+_DNCNN = f"{_GH}/cszn/DnCNN/e93b27812d3ff523a3a79d19e5e50d233d7a8d0a"
+_FFDNET = f"{_GH}/cszn/FFDNet/e787f46df2f374ff3591186706229cb9a0591fea"
+_SURE = f"{_GH}/Magauiya/Extended_SURE/1bcec3b61d7c3687f0fc906d684cc7d29e59aab4"
+_ASAPNET = f"{_GH}/tamarott/ASAPNet/f27f2022968810527603e2bcc51ea3e5f50c1c06"
+_CMP_TOOL = f"{_GH}/Thunderwisking/CMP_facade_Toolf4InstanceSegmentation/016215164fe18104172c15d829f3cfaa8e0cbc8f"
+_CMP_BASE_ZIP = "https://cmp.felk.cvut.cz/~tylecr1/facade/CMP_facade_DB_base.zip"
+_FID_RELEASE = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights"
+_DNCNN_SPECIFIC = f"{_GH}/cszn/DnCNN/1d4355ac1917355e744201d7b209e538f5170567/model/specifics"
+_DNCNN_BLIND = f"{_GH}/cszn/DnCNN/55fdeb2ac82c8c8cae6e281dae2b8e87e2d47a4d/model"
+_KAIR_ZOO = f"{_GH}/cszn/KAIR/f9888a094a01fd2fdb47155d6f60ab498484beff/model_zoo"
+
+
+@dataclass(frozen=True)
+class RemoteFiles:
+    """One URL per file: ``f"{url_dir}/{path relative to local_dir}"``.
+
+    Attributes:
+        url_dir: URL of the remote folder.
+        local_dir: folder of the files inside the dataset ("" = top level).
+        names: file names (relative to ``local_dir``); ``None`` takes every listed file under
+            ``local_dir`` not already taken by an earlier source.
+    """
+
+    url_dir: str
+    local_dir: str = ""
+    names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RemoteZip:
+    """An archive; listed files under ``local_dir`` are taken from it, matched by file name."""
+
+    url: str
+    local_dir: str
+
+
+@dataclass(frozen=True)
+class IdList:
+    """A derived list: the file stems of the paths in ``source`` (already fetched), one a line."""
+
+    path: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registry entry.
+
+    Attributes:
+        name: registry name (also the checksum file stem; the mirror/dest folder for data).
+        kind: ``"data"`` (``<mirror>/<name>/`` -> ``<dest_root>/<name>/``) or ``"weights"``
+            (``<weights mirror>/<path>`` -> ``<dest_root>/weights/<path>``).
+        description: one line for messages.
+        sources: download recipe; empty when there is no download.
+        no_download: what to do instead, when ``sources`` is empty.
+        one_of: the listed files are alternatives; at least one is required.
+    """
+
+    name: str
+    kind: Literal["data", "weights"]
+    description: str
+    sources: tuple[RemoteFiles | RemoteZip | IdList, ...] = ()
+    no_download: str = ""
+    one_of: bool = False
+
+
+_CITYSCAPES_HOWTO = (
+    "Cityscapes cannot be downloaded automatically (a login is required): download "
+    "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com, "
+    "unpack both into one folder (it then holds leftImg8bit/ and gtFine/) and give that folder as the "
+    "Cityscapes root"
+)
+
+DATASETS: dict[str, Entry] = {
+    "bsd68": Entry(
+        "bsd68", "data", "BSD68 grayscale test set (68 png)",
+        sources=(RemoteFiles(f"{_DNCNN}/testsets/BSD68"),),
+    ),
+    "set12": Entry(
+        "set12", "data", "Set12 grayscale test set (12 png)",
+        sources=(RemoteFiles(f"{_DNCNN}/testsets/Set12"),),
+    ),
+    "cbsd68": Entry(
+        "cbsd68", "data", "CBSD68 color test set (68 png)",
+        sources=(RemoteFiles(f"{_FFDNET}/testsets/CBSD68"),),
+    ),
+    "train400": Entry(
+        "train400", "data", "DnCNN Train400 grayscale training set (400 png)",
+        sources=(RemoteFiles(f"{_DNCNN}/TrainingCodes/DnCNN_TrainingCodes_v1.0/data/Train400"),),
+    ),
+    "cbsd432": Entry(
+        "cbsd432", "data", "CBSD432 color training set (432 jpg)",
+        sources=(RemoteFiles(f"{_SURE}/Dataset/CBSD432"),),
+    ),
+    "facades": Entry(
+        "facades", "data", "CMP Facade Database base set (378 photo/label pairs) with the ASAPNet split",
+        sources=(
+            RemoteFiles(
+                f"{_ASAPNET}/data",
+                "splits_asapnet",
+                (
+                    "facades_train_img.txt",
+                    "facades_train_label.txt",
+                    "facades_test_img.txt",
+                    "facades_test_label.txt",
+                ),
+            ),
+            IdList("splits_asapnet/train_ids.txt", "splits_asapnet/facades_train_img.txt"),
+            IdList("splits_asapnet/test_ids.txt", "splits_asapnet/facades_test_img.txt"),
+            RemoteFiles(_CMP_TOOL, "", ("label_names.txt",)),
+            RemoteZip(_CMP_BASE_ZIP, "base"),
+        ),
+    ),
+    "cityscapes_subset": Entry(
+        "cityscapes_subset", "data", "Cityscapes subset (8 train pairs, 15 val label maps, 512x256)",
+        no_download=_CITYSCAPES_HOWTO,
+    ),
+    "fid_inception": Entry(
+        "fid_inception", "weights", "pytorch-fid InceptionV3 weights (FID feature extractor)",
+        sources=(RemoteFiles(_FID_RELEASE, "", ("pt_inception-2015-12-05-6726825d.pth",)),),
+        one_of=True,
+    ),
+    "dncnn_official": Entry(
+        "dncnn_official", "weights", "official DnCNN weights (5 MatConvNet .mat files, KAIR dncnn_25.pth)",
+        sources=(
+            RemoteFiles(_DNCNN_SPECIFIC, "dncnn/cszn_DnCNN/model/specifics"),
+            RemoteFiles(_DNCNN_BLIND, "dncnn/cszn_DnCNN/model", ("GD_Gray_Blind.mat", "GD_Color_Blind.mat")),
+            RemoteFiles(_KAIR_ZOO, "dncnn/KAIR/model_zoo"),
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """The ``fetch`` params section.
+
+    Attributes:
+        datasets: registry names to fetch.
+        data_mirror: local data mirror (``None``: ``$ASAPNET_DATA``).
+        weights_mirror: local weights mirror (``None``: ``$ASAPNET_WEIGHTS``).
+        download: download from the official locations when no mirror has the files.
+        timeout_s: network timeout per read.
+    """
+
+    datasets: tuple[str, ...] = ()
+    data_mirror: str | None = None
+    weights_mirror: str | None = None
+    download: bool = False
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def fetch(
+    name: str,
+    dest_root: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
+    weights_mirror: str | os.PathLike | None = None,
+    download: bool = False,
+    *,
+    checksum_dir: str | os.PathLike | None = None,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+) -> Path:
+    """Makes ``name`` present and verified under ``dest_root``.
+
+    Args:
+        name: a :data:`DATASETS` key.
+        dest_root: ``data/raw``.
+        mirror: local data mirror (else ``$ASAPNET_DATA``).
+        weights_mirror: local weights mirror (else ``$ASAPNET_WEIGHTS``).
+        download: allow downloading from the official locations.
+        checksum_dir: folder of ``<name>.sha256`` files (default :data:`CHECKSUM_DIR`).
+        base_url: replaces scheme and host of every download URL (e.g. a ``file://`` folder
+            laid out as ``<base>/<URL path>``), for testing or a site proxy.
+        timeout: network timeout in seconds.
+        progress: show tqdm progress bars for downloads.
+
+    Returns:
+        The dataset folder (``<dest_root>/<name>``; ``<dest_root>/weights`` for weights).
+
+    Raises:
+        KeyError: unknown name (the known names are listed).
+        FileNotFoundError: no source has the files (names both ways to provide them), or a
+            mirror lacks a listed file.
+        ValueError: a file's sha256 differs from the committed one (file and hash named).
+        RuntimeError: a download failed, or the dataset has no download (what to do instead).
+    """
+    return _fetch(
+        name, Path(dest_root), mirror, weights_mirror, download,
+        checksum_dir=checksum_dir, base_url=base_url, timeout=timeout, progress=progress,
+    )["path"]
+
+
+def fetch_all(
+    names: Sequence[str],
+    dest_root: str | os.PathLike,
+    mirror: str | os.PathLike | None = None,
+    weights_mirror: str | os.PathLike | None = None,
+    download: bool = False,
+    **kwargs,
+) -> list[dict]:
+    """Fetches several entries (see :func:`fetch`; same keyword arguments).
+
+    Returns:
+        One row per name: ``name``, ``files`` (count), ``bytes``, ``source`` (``"present"``,
+        ``"mirror"`` or ``"download"``), ``copied`` (files copied/downloaded now), ``path``.
+    """
+    return [_fetch(n, Path(dest_root), mirror, weights_mirror, download, **kwargs) for n in names]
+
+
+def verify(name: str, dest_root: str | os.PathLike, checksum_dir: str | os.PathLike | None = None) -> Path:
+    """Checks an already fetched entry against its committed hashes.
+
+    Returns:
+        The dataset folder.
+
+    Raises:
+        FileNotFoundError: a listed file is missing (file and expected hash named).
+        ValueError: a file's hash differs (file, found and expected hash named).
+    """
+    entry = _entry(name)
+    expected = _expected(entry, checksum_dir)
+    folder = dataset_dir(name, dest_root)
+    _verify_tree(folder, expected, entry.one_of)
+    return folder
+
+
+def dataset_dir(name: str, dest_root: str | os.PathLike) -> Path:
+    """Where :func:`fetch` puts ``name``: ``<dest_root>/<name>`` or ``<dest_root>/weights``."""
+    entry = _entry(name)
+    return Path(dest_root) / (WEIGHTS_SUBDIR if entry.kind == "weights" else entry.name)
+
+
+def present_files(name: str, dest_root: str | os.PathLike, checksum_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The listed files of ``name`` that exist under ``dest_root`` (no hashing), in list order.
+
+    For ``fid_inception`` this gives whichever of the accepted files is present.
+    """
+    folder = dataset_dir(name, dest_root)
+    return [folder / rel for rel in _expected(_entry(name), checksum_dir) if (folder / rel).is_file()]
+
+
+def read_checksums(path: str | os.PathLike) -> dict[str, str]:
+    """Parses a ``sha256sum`` file: ``<64 hex>  <relative path>`` per line (``*path`` accepted).
+
+    Returns:
+        ``{relative path: hex digest}`` in file order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a malformed line (file and line number named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checksum file not found: {path}")
+    out: dict[str, str] = {}
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        digest, _, rel = line.partition(" ")
+        rel = rel[1:] if rel.startswith((" ", "*")) else rel
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()) or not rel:
+            raise ValueError(f"{path}:{no}: not a sha256sum line: {line!r}")
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise ValueError(f"{path}:{no}: path must be relative and inside the folder: {rel!r}")
+        out[rel] = digest.lower()
+    if not out:
+        raise ValueError(f"{path}: no entries")
+    return out
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- internals
+
+
+def _entry(name: str) -> Entry:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _expected(entry: Entry, checksum_dir: str | os.PathLike | None) -> dict[str, str]:
+    return read_checksums(Path(checksum_dir or CHECKSUM_DIR) / f"{entry.name}.sha256")
+
+
+def _file_ok(path: Path, digest: str) -> bool:
+    return path.is_file() and sha256_file(path) == digest
+
+
+def _verify_tree(base: Path, expected: dict[str, str], one_of: bool) -> None:
+    """Raises naming the first missing/mismatching file (``one_of``: missing ones are fine
+    as long as one is present)."""
+    present = 0
+    for rel, digest in expected.items():
+        path = base / rel
+        if not path.is_file():
+            if one_of:
+                continue
+            raise FileNotFoundError(f"missing file {path} (expected sha256 {digest})")
+        found = sha256_file(path)
+        if found != digest:
+            raise ValueError(f"sha256 mismatch for {path}: found {found}, expected {digest}")
+        present += 1
+    if one_of and not present:
+        raise FileNotFoundError(
+            f"none of the accepted files is in {base}: "
+            + "; ".join(f"{rel} (sha256 {d})" for rel, d in expected.items())
+        )
+
+
+def _no_source_message(entry: Entry) -> str:
+    env, key = (DATA_ENV, "fetch.data_mirror") if entry.kind == "data" else (WEIGHTS_ENV, "fetch.weights_mirror")
+    layout = f"a folder containing {entry.name}/" if entry.kind == "data" else "a folder laid out like the weights mirror"
+    msg = (
+        f"dataset {entry.name!r} ({entry.description}) is not in place and no source is configured: "
+        f"either set ${env} or the params key {key} to a local copy ({layout}), "
+        "or set fetch.download: true (command line: --download) to fetch it from its official location"
+    )
+    if not entry.sources:
+        msg += f". Note: {entry.no_download}"
+    return msg
+
+
+def _plan(entry: Entry, expected: dict[str, str]) -> list[tuple[object, list[str]]]:
+    """Assigns every listed file to one download source; raises on a registry gap."""
+    claimed: set[str] = set()
+    plan = []
+    for src in entry.sources:
+        if isinstance(src, IdList):
+            rels = [src.path]
+        elif isinstance(src, RemoteFiles) and src.names is not None:
+            rels = [f"{src.local_dir}/{n}" if src.local_dir else n for n in src.names]
+        else:
+            prefix = f"{src.local_dir}/" if src.local_dir else ""
+            rels = [r for r in expected if r.startswith(prefix) and r not in claimed]
+        for rel in rels:
+            if rel not in expected:
+                raise RuntimeError(f"registry entry {entry.name!r}: {rel} is not in {entry.name}.sha256")
+            if rel in claimed:
+                raise RuntimeError(f"registry entry {entry.name!r}: {rel} has two download sources")
+        claimed.update(rels)
+        plan.append((src, rels))
+    missing = [r for r in expected if r not in claimed]
+    if (missing and not entry.one_of) or not claimed:
+        raise RuntimeError(f"registry entry {entry.name!r}: no download source for {', '.join(missing[:5])}")
+    return plan
+
+
+def _rebase(url: str, base_url: str | None) -> str:
+    if not base_url:
+        return url
+    return base_url.rstrip("/") + urllib.parse.urlsplit(url).path
+
+
+def _download(url: str, dest: Path, timeout: float, progress: bool) -> None:
+    """Streams ``url`` to ``dest`` with a progress bar; raises RuntimeError naming the URL."""
+    from tqdm import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    request = urllib.request.Request(url, headers={"User-Agent": "asapnet-repro-fetch"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise RuntimeError(f"download failed: {url} -> {dest} ({e})") from e
+
+
+def _stage_download(entry: Entry, expected: dict[str, str], stage: Path, prefix: str,
+                    have: set[str], base_url: str | None, timeout: float, progress: bool) -> None:
+    """Downloads the files not yet in ``stage`` (``have``) into ``stage/prefix``."""
+    if not entry.sources:
+        raise RuntimeError(f"dataset {entry.name!r} has no download. {entry.no_download}")
+    for src, rels in _plan(entry, expected):
+        todo = [r for r in rels if r not in have]
+        if not todo:
+            continue
+        if isinstance(src, RemoteFiles):
+            for rel in todo:
+                sub = rel[len(src.local_dir) + 1:] if src.local_dir else rel
+                url = _rebase(f"{src.url_dir}/{urllib.parse.quote(sub)}", base_url)
+                _download(url, stage / prefix / rel, timeout, progress)
+        elif isinstance(src, IdList):
+            listing = stage / prefix / src.source
+            if not listing.is_file():
+                raise RuntimeError(f"{entry.name}: {src.path} is derived from {src.source}, which is missing")
+            stems = [Path(line.strip()).stem for line in listing.read_text().splitlines() if line.strip()]
+            (stage / prefix / src.path).parent.mkdir(parents=True, exist_ok=True)
+            (stage / prefix / src.path).write_text("".join(s + "\n" for s in stems))
+        elif isinstance(src, RemoteZip):
+            url = _rebase(src.url, base_url)
+            archive = stage / f".{Path(urllib.parse.urlsplit(src.url).path).name}"
+            _download(url, archive, timeout, progress)
+            by_name = {Path(r).name: r for r in todo}
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    for info in zf.infolist():
+                        rel = by_name.pop(Path(info.filename).name, None)
+                        if rel is None or info.is_dir():
+                            continue
+                        target = stage / prefix / rel  # the name comes from our list: no path traversal
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(info) as fin, open(target, "wb") as fout:
+                            shutil.copyfileobj(fin, fout)
+            except zipfile.BadZipFile as e:
+                raise RuntimeError(f"{url}: not a valid zip archive ({e})") from e
+            finally:
+                archive.unlink(missing_ok=True)
+            if by_name:
+                missing = sorted(by_name.values())
+                raise RuntimeError(
+                    f"{url}: archive lacks {len(missing)} listed file(s), e.g. {missing[0]} "
+                    f"(expected sha256 {expected[missing[0]]})"
+                )
+
+
+def _swap_into_place(staged: Path, final: Path) -> None:
+    """Renames ``staged`` to ``final``; an existing folder is moved aside first, then removed."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_dir() and not final.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+        old.rmdir()
+        os.rename(final, old)
+        os.rename(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, final)
+
+
+def _fetch(
+    name: str,
+    dest_root: Path,
+    mirror,
+    weights_mirror,
+    download: bool,
+    *,
+    checksum_dir=None,
+    base_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+) -> dict:
+    entry = _entry(name)
+    expected = _expected(entry, checksum_dir)
+    if entry.kind == "data":
+        base, prefix = dest_root, entry.name  # paths inside the dataset folder
+        root = mirror_root(mirror, DATA_ENV)
+        src_dir = root / entry.name if root is not None else None
+    else:
+        base, prefix = dest_root / WEIGHTS_SUBDIR, ""
+        root = mirror_root(weights_mirror, WEIGHTS_ENV)
+        src_dir = root
+    final_dir = base / prefix if prefix else base
+
+    def row(source: str, copied: int) -> dict:
+        files = [final_dir / r for r in expected if (final_dir / r).is_file()]
+        return dict(name=name, files=len(files), bytes=sum(f.stat().st_size for f in files),
+                    source=source, copied=copied, path=final_dir)
+
+    # 1. Already complete?
+    good = {r for r, d in expected.items() if _file_ok(final_dir / r, d)}
+    bad = {r for r in expected if (final_dir / r).exists() and r not in good}
+    if (good and not bad and entry.one_of) or len(good) == len(expected):
+        return row("present", 0)
+
+    # 2. Choose the source for the rest.
+    use_mirror = src_dir is not None and (src_dir.is_dir() if entry.kind == "data" else True)
+    if not use_mirror and not download:
+        if root is not None:  # mirror configured but without this dataset
+            raise FileNotFoundError(
+                f"dataset {entry.name!r}: the mirror {root} has no folder {entry.name}/; "
+                + _no_source_message(entry)
+            )
+        raise FileNotFoundError(_no_source_message(entry))
+    if not use_mirror and not entry.sources:
+        raise RuntimeError(f"dataset {entry.name!r} has no download. {entry.no_download}")
+
+    base.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".partial", dir=base))
+    try:
+        # Files already in place with the right hash are reused (hard link, else copy).
+        for rel in good:
+            target = stage / prefix / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(final_dir / rel, target)
+            except OSError:
+                shutil.copy2(final_dir / rel, target)
+        copied = 0
+        if use_mirror:
+            source = "mirror"
+            for rel, digest in expected.items():
+                if rel in good:
+                    continue
+                src = src_dir / rel
+                if not src.is_file():
+                    if entry.one_of:
+                        continue
+                    raise FileNotFoundError(
+                        f"mirror file missing: {src} (expected sha256 {digest}); fix the mirror {root} "
+                        "or set fetch.download: true"
+                    )
+                target = stage / prefix / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, target)
+                copied += 1
+        else:
+            source = "download"
+            before = {r for r in expected if (stage / prefix / r).is_file()}
+            _stage_download(entry, expected, stage, prefix, before, base_url, timeout, progress)
+            copied = sum((stage / prefix / r).is_file() for r in expected) - len(before)
+        _verify_tree(stage / prefix if prefix else stage, expected, entry.one_of)
+        # Move into place: the whole dataset folder, or each top-level weights item.
+        units = [prefix] if prefix else sorted({Path(r).parts[0] for r in expected if (stage / r).exists()})
+        for unit in units:
+            _swap_into_place(stage / unit, base / unit)
+        if entry.one_of:  # a corrupt alternative left over from before is removed
+            for rel in bad:
+                if (final_dir / rel).is_file() and not _file_ok(final_dir / rel, expected[rel]):
+                    (final_dir / rel).unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return row(source, copied)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints one line per dataset. Returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m lib.data.fetch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+", metavar="NAME", help=f"'all' or any of: {', '.join(DATASETS)}")
+    parser.add_argument("--out", required=True, help="destination root, e.g. data/raw")
+    parser.add_argument("--data-mirror", default=None, help=f"local data mirror (default ${DATA_ENV})")
+    parser.add_argument("--weights-mirror", default=None, help=f"local weights mirror (default ${WEIGHTS_ENV})")
+    parser.add_argument("--download", action="store_true", help="download from the official locations if needed")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="network timeout (s)")
+    args = parser.parse_args(argv)
+    names = list(DATASETS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown:
+        parser.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    try:
+        for name in names:
+            r = _fetch(name, Path(args.out), args.data_mirror, args.weights_mirror, args.download,
+                       timeout=args.timeout)
+            print(f"{r['name']}: {r['files']} files, {r['bytes'] / 1e6:.1f} MB, {r['source']} "
+                  f"({r['copied']} copied) -> {r['path']}", flush=True)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
