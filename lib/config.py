@@ -186,7 +186,8 @@ def deep_merge(base: Mapping, overlay: Mapping) -> dict:
 def apply_overlay(overlay_file: str | Path, params_file: str | Path = "params.yaml") -> dict:
     """Rewrites ``params_file`` with the keys of ``overlay_file`` (a scale) merged in.
 
-    Every overlay key must already exist in ``params_file`` (a typo is an error, not a new key).
+    Every section and first-level key of the overlay must already exist in ``params_file``
+    (a typo is an error, not a new key); deeper keys are checked by the typed stage configs.
 
     Returns:
         The merged parameters.
@@ -196,15 +197,15 @@ def apply_overlay(overlay_file: str | Path, params_file: str | Path = "params.ya
     params = load_params(params_file)
     overlay = load_params(overlay_file)
 
-    def check(base: Any, over: Mapping, where: str) -> None:
+    def check(base: Any, over: Mapping, where: str, depth: int) -> None:
         for key, value in over.items():
             path = f"{where}.{key}" if where else key
             if not isinstance(base, Mapping) or key not in base:
                 raise ConfigError(f"{overlay_file}: key {path} does not exist in {params_file}")
-            if isinstance(value, Mapping) and isinstance(base[key], Mapping):
-                check(base[key], value, path)
+            if depth < 1 and isinstance(value, Mapping) and isinstance(base[key], Mapping):
+                check(base[key], value, path, depth + 1)
 
-    check(params, overlay, "")
+    check(params, overlay, "", 0)
     merged = deep_merge(params, overlay)
     header = f"# Generated: {Path(params_file).name} with {Path(overlay_file).as_posix()} applied.\n"
     write_text(params_file, header + yaml.safe_dump(merged, sort_keys=False))

@@ -20,6 +20,8 @@ __all__ = [
     "scale_caption",
     "dncnn_official_table",
     "plot_dncnn_per_image",
+    "plot_gan_losses",
+    "training_table",
 ]
 
 SCALE_TEXT = {
@@ -96,9 +98,56 @@ def plot_dncnn_per_image(per_image: pd.DataFrame, out: str | Path | None = None)
     grid.set_axis_labels("noise sigma (0-255)", "PSNR gain over noisy input (dB)")
     grid.figure.suptitle("Official DnCNN weights: per-image PSNR gain", y=1.04)
     if out is not None:
-        from lib.io import atomic_path
-
-        out = Path(out)
-        with atomic_path(out) as tmp:
-            grid.figure.savefig(tmp, format=out.suffix.lstrip("."), bbox_inches="tight", dpi=110)
+        _save(grid.figure, out)
     return grid.figure
+
+
+def plot_gan_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | None = None) -> plt.Figure:
+    """GAN loss curves per model (one column per model; D real/fake and G terms per row).
+
+    Args:
+        losses: model name -> the trainer's ``losses.csv`` as a frame.
+        out: optional image file to write (atomically).
+    """
+    terms = [("d_real", "D real"), ("d_fake", "D fake"), ("g_gan", "G adversarial"), ("g_feat", "G feature matching")]
+    fig, axes = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 3.4), squeeze=False)
+    for ax, (name, frame) in zip(axes[0], losses.items()):
+        for col, label in terms:
+            if col in frame and frame[col].notna().any():
+                smooth = frame[col].rolling(10, min_periods=1).mean()
+                ax.plot(frame["step"], smooth, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (rolling mean of 10 logged points)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    if out is not None:
+        _save(fig, out)
+    return fig
+
+
+def _save(fig: plt.Figure, out: str | Path) -> None:
+    from lib.io import atomic_path
+
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lstrip("."), bbox_inches="tight", dpi=110)
+
+
+def training_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per trained model: steps, epochs, wall time, final losses, VGG used, hardware."""
+    rows = []
+    for name, s in summaries.items():
+        hw = s.get("hardware", {})
+        row = {
+            "model": name,
+            "params (M)": round(s.get("generator_params", float("nan")) / 1e6, 2),
+            "steps": s.get("steps"),
+            "epochs": s.get("epochs"),
+            "wall (min)": round(s.get("wall_seconds", float("nan")) / 60, 1),
+            "VGG loss": s.get("vgg_used"),
+            "device": f"{hw.get('device', '?')} x{hw.get('threads', '?')}",
+        }
+        row.update({f"final {k}": round(v, 4) for k, v in s.get("final_losses", {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

@@ -18,6 +18,8 @@ __all__ = [
     "FetchConfig",
     "DnCNNOfficialConfig",
     "ReportConfig",
+    "TranslationTrainStage",
+    "gan_config",
     "STAGES",
     "SCALES",
     "load_stage",
@@ -65,9 +67,38 @@ class ReportConfig:
     crops_sigma: tuple[float, ...] = (25.0, 50.0)
 
 
+@dataclass(frozen=True)
+class TranslationTrainStage:
+    """``train_translation``: label -> photo GAN training, one run per model, same data and budget.
+
+    ``common`` holds the settings every model shares (data size, epochs, batch, logging);
+    ``models.<name>`` each model's recipe. Both merge into a
+    :class:`lib.train.gan.GANTrainConfig` (see :func:`gan_config`).
+    """
+
+    dataset: str = "facades"  # a key of lib.data.TRANSLATION_DATASETS
+    data_root: str = "data/raw/facades"
+    train_split: str = "train"
+    test_split: str = "test"
+    common: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+
+
+def gan_config(stage: TranslationTrainStage, model: str) -> Any:
+    """The :class:`lib.train.gan.GANTrainConfig` of ``model``: ``common`` with ``models.<model>`` over it."""
+    from lib.config import deep_merge
+    from lib.train.gan import GANTrainConfig
+
+    if model not in stage.models:
+        raise ConfigError(f"train_translation.models has no {model!r}; known: {', '.join(stage.models)}")
+    merged = deep_merge(stage.common, stage.models[model])
+    return from_dict(GANTrainConfig, merged, where=f"train_translation.models.{model}")
+
+
 STAGES: dict[str, type] = {
     "fetch": FetchConfig,
     "dncnn_official": DnCNNOfficialConfig,
+    "train_translation": TranslationTrainStage,
     "report": ReportConfig,
 }
 

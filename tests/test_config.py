@@ -45,6 +45,13 @@ def test_project_params_load_for_every_stage():
         scale, cfg = stages.load_stage(name, ROOT / "params.yaml")
         assert scale == "default"
         assert config.from_dict(type(cfg), config.to_dict(cfg)) == cfg
+    _, translation = stages.load_stage("train_translation", ROOT / "params.yaml")
+    assert set(translation.models) == {"asapnet", "pix2pixhd"}
+    for model in translation.models:
+        gan = stages.gan_config(translation, model)
+        assert gan.generator == model and gan.size == translation.common["size"]
+    with pytest.raises(config.ConfigError, match="spade"):
+        stages.gan_config(translation, "spade")
 
 
 def test_unknown_stage_lists_known_names():
@@ -73,6 +80,9 @@ def test_every_scale_overlay_is_valid(tmp_path, overlay):
     config.apply_overlay(overlay, params)
     for name in stages.STAGES:
         stages.load_stage(name, params)
+    _, translation = stages.load_stage("train_translation", params)
+    for model in translation.models:
+        stages.gan_config(translation, model)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
