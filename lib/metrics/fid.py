@@ -222,7 +222,7 @@ def activations(
         FileNotFoundError: the folder is missing or empty (named).
         ValueError: an image cannot be read (named), or a tensor is not (B, 3, H, W) in [0, 1].
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = _count(images_or_paths)
     batch_size = max(1, min(batch_size, n))  # as pytorch-fid's get_activations

@@ -159,7 +159,7 @@ def evaluate_denoiser(
     Raises:
         ValueError: an output's shape differs from its input's (names the image and sigma).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     sigmas = list(sigmas)
     if seed is not None:

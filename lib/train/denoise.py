@@ -312,7 +312,7 @@ def _train(
     world: int,
     device: torch.device,
 ) -> dict:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     t_start = time.perf_counter()
     if cfg.threads:
