@@ -22,6 +22,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "spade": ("lib.models.spade", "SPADEGenerator", "SPADEConfig"),
     "patchgan": ("lib.models.patchgan", "MultiscaleDiscriminator", "PatchGANConfig"),
     "dncnn": ("lib.models.dncnn", "DnCNN", "DnCNNConfig"),
+    "asapnet_denoise": ("lib.models.asapnet_denoise", "ASAPNetDenoiser", "ASAPNetDenoiseConfig"),
 }
 
 

@@ -1,0 +1,297 @@
+"""ASAPNet-denoise: config strictness, variants' forward/backward on odd sizes, residual and
+context options, noise-level input, complexity closed form, a short training sanity check."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lib.config import ConfigError, from_dict
+from lib.models.asapnet import pe_channels
+from lib.models.asapnet_denoise import (
+    VARIANTS,
+    ASAPNetDenoiseConfig,
+    ASAPNetDenoiser,
+    complexity,
+    variant_config,
+)
+
+# Small widths so every test runs in a fraction of a second.
+TINY = dict(lr_width=4, lr_max_width=8, lr_depth=1, hr_width=8, hr_depth=2, context_width=4)
+
+
+def _tiny(name: str, in_channels: int = 1, **kw) -> ASAPNetDenoiseConfig:
+    return variant_config(name, in_channels, **{**TINY, **kw})
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("in_channels", 0),
+        ("tile_size", 12),
+        ("tile_size", 1),
+        ("learned_ds_factor", 32),
+        ("learned_ds_factor", 3),
+        ("lr_width", 0),
+        ("lr_depth", -1),
+        ("hr_depth", 0),
+        ("context", "patch5"),
+        ("context_width", 0),
+        ("final_activation", "sigmoid"),
+        ("init_gain", 0.0),
+    ],
+)
+def test_config_validation_names_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        ASAPNetDenoiseConfig(**{field: value})
+    with pytest.raises(ConfigError, match=field):
+        from_dict(ASAPNetDenoiseConfig, {field: value}, where="models.asapnet_denoise")
+
+
+def test_from_dict_rejects_unknown_key():
+    with pytest.raises(ConfigError, match="tile"):
+        from_dict(ASAPNetDenoiseConfig, {"tile": 8})
+
+
+def test_from_dict_accepts_every_variant():
+    for name, overrides in VARIANTS.items():
+        assert from_dict(ASAPNetDenoiseConfig, overrides) == variant_config(name)
+
+
+def test_variant_unknown_name_lists_known():
+    with pytest.raises(KeyError, match="plain"):
+        variant_config("nope")
+
+
+def test_variants_form_the_ablation_chain():
+    """Each row of the main chain keeps every change of the previous row and adds one."""
+    chain = ["plain", "residual", "context_patch", "small_tiles", "noise_level"]
+    assert list(VARIANTS)[0] == "plain" and set(chain) <= set(VARIANTS)
+    fields = lambda n: dataclasses.asdict(variant_config(n))  # noqa: E731
+    for prev, cur in zip(chain[:-1], chain[1:]):
+        diff = {k for k in fields(cur) if fields(cur)[k] != fields(prev)[k]}
+        assert diff and all(k in VARIANTS[cur] for k in diff), (prev, cur, diff)
+        assert VARIANTS[prev].items() <= VARIANTS[cur].items()  # overrides accumulate
+    plain, last = variant_config("plain"), variant_config("noise_level")
+    assert (plain.residual, plain.context, plain.noise_level_input, plain.final_activation) == (
+        False, "none", False, "tanh")
+    assert (last.residual, last.context, last.tile_size, last.noise_level_input, last.final_activation) == (
+        True, "patch3", 8, True, "none")
+    assert variant_config("context_conv").context == "conv"
+    assert variant_config("tiny_tiles").tile_size == 4
+
+
+# ----------------------------------------------------------------------------- forward / backward
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_variant_forward_odd_size_and_gradients(name, in_channels):
+    torch.manual_seed(0)
+    cfg = _tiny(name, in_channels)
+    model = ASAPNetDenoiser(cfg).train()
+    x = torch.rand(2, in_channels, 37, 53) + 0.1 * torch.randn(2, in_channels, 37, 53)
+    sigma = torch.tensor([15.0, 50.0])
+    y = model(x, sigma)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    target = torch.rand_like(x)
+    (y - target).square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{name}: no gradient reaches {pname}"
+
+
+@pytest.mark.parametrize("size", [(9, 23), (16, 17), (17, 33), (40, 24)])
+def test_forward_any_size_with_fixed_downsampling(size):
+    """Part of k by the tent filter (learned_ds_factor < k): sizes still come back exactly."""
+    cfg = _tiny("context_patch", tile_size=16, learned_ds_factor=4)
+    assert cfg.fixed_factor == 4
+    x = torch.rand(1, 1, *size)
+    with torch.no_grad():
+        y = ASAPNetDenoiser(cfg)(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_single_tile_input_raises_clearly():
+    with pytest.raises(ValueError, match="single 16x16 tile"):
+        ASAPNetDenoiser(_tiny("residual"))(torch.rand(1, 1, 5, 16))
+
+
+def test_wrong_channel_count_raises():
+    with pytest.raises(ValueError, match="in_channels"):
+        ASAPNetDenoiser(_tiny("plain", 3))(torch.rand(1, 1, 16, 16))
+
+
+# ----------------------------------------------------------------------------- output mapping
+
+
+def _zero_head(model: ASAPNetDenoiser) -> None:
+    with torch.no_grad():
+        model.lowres.head.weight.zero_()
+        model.lowres.head.bias.zero_()
+
+
+@pytest.mark.parametrize("name", ["residual", "context_patch", "context_conv", "small_tiles", "noise_level"])
+def test_residual_with_zero_mlp_returns_input_exactly(name):
+    model = ASAPNetDenoiser(_tiny(name))
+    _zero_head(model)  # every predicted MLP parameter is 0 -> the MLP outputs 0
+    x = torch.randn(2, 1, 37, 53)
+    with torch.no_grad():
+        y = model(x, torch.tensor([25.0, 25.0]))
+    assert torch.equal(y, x)
+
+
+def test_plain_tanh_output_maps_to_unit_range():
+    """Plain: out = (tanh(m) + 1) / 2, so a zero MLP gives 0.5 and any output lies in [0, 1]."""
+    model = ASAPNetDenoiser(_tiny("plain"))
+    x = torch.rand(1, 1, 20, 21)
+    with torch.no_grad():
+        model.lowres.head.bias.normal_(0, 10.0)  # large MLP parameters: saturating outputs
+        y = model(x)
+        assert y.min() >= 0 and y.max() <= 1 and (y - 0.5).abs().max() > 0.1
+        _zero_head(model)
+        assert torch.equal(model(x), torch.full_like(x, 0.5))
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("k", [4, 8, 16])
+def test_mlp_input_channel_counts(in_channels, k):
+    c = in_channels
+    pe = pe_channels(k)
+    assert pe == 4 * {4: 2, 8: 3, 16: 4}[k]
+    assert _tiny("residual", c, tile_size=k).mlp_in_channels == c + pe
+    assert _tiny("context_patch", c, tile_size=k).mlp_in_channels == 9 * c + pe
+    assert _tiny("context_conv", c, tile_size=k).mlp_in_channels == c + TINY["context_width"] + pe
+    assert _tiny("noise_level", c, tile_size=k).mlp_in_channels == 9 * c + 1 + pe
+    assert _tiny("context_patch", c, tile_size=k, positional_encoding=False).mlp_in_channels == 9 * c
+
+
+def test_patch3_features_are_the_3x3_neighbourhood():
+    model = ASAPNetDenoiser(_tiny("context_patch", 3))
+    x = torch.randn(2, 3, 16, 16)
+    f = model.pixel_features(x)  # (B, 27, H, W), index c * 9 + (dy + 1) * 3 + (dx + 1)
+    assert f.shape == (2, 27, 16, 16)
+    for c in range(3):
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                got = f[:, c * 9 + (dy + 1) * 3 + (dx + 1), 1:-1, 1:-1]
+                want = x[:, c, 1 + dy : 15 + dy, 1 + dx : 15 + dx]
+                assert torch.equal(got, want), (c, dy, dx)
+    # reflect padding at the border: the left neighbour of column 0 is column 1
+    assert torch.equal(f[:, 3, :, 0], x[:, 0, :, 1])
+
+
+def test_conv_context_sees_a_neighbourhood_and_the_pixel():
+    model = ASAPNetDenoiser(_tiny("context_conv"))
+    x = torch.zeros(1, 1, 16, 16)
+    f = model.pixel_features(x)
+    assert f.shape == (1, 1 + TINY["context_width"], 16, 16)
+    assert torch.equal(f[:, :1], x)
+    x2 = x.clone()
+    x2[0, 0, 8, 8] = 1.0  # a 2-layer 3x3 front-end has a 5x5 receptive field
+    d = (model.pixel_features(x2) - f)[0, 1:].abs().sum(0)
+    assert d[6:11, 6:11].sum() > 0 and d[:5].sum() == 0 and d[12:].sum() == 0
+
+
+# ----------------------------------------------------------------------------- noise level
+
+
+def test_noise_level_input_changes_output_and_blind_ignores_it():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 24, 24)
+    nonblind = ASAPNetDenoiser(_tiny("noise_level"))
+    with torch.no_grad():
+        a = nonblind(x, torch.tensor([10.0, 10.0]))
+        b = nonblind(x, torch.tensor([50.0, 10.0]))
+        assert (a[0] - b[0]).abs().max() > 1e-6  # sigma of image 0 changed
+        assert torch.equal(a[1], b[1])  # image 1 untouched
+        assert torch.equal(nonblind(x, 10.0), a)  # a scalar broadcasts
+    with pytest.raises(ValueError, match="sigma"):
+        nonblind(x)
+    with pytest.raises(ValueError, match="sigma"):
+        nonblind(x, torch.tensor([10.0, 20.0, 30.0]))
+    blind = ASAPNetDenoiser(_tiny("small_tiles"))
+    with torch.no_grad():
+        assert torch.equal(blind(x, torch.tensor([10.0, 10.0])), blind(x, torch.tensor([50.0, 5.0])))
+        assert torch.equal(blind(x), blind(x, torch.tensor([50.0, 5.0])))
+
+
+# ----------------------------------------------------------------------------- complexity
+
+
+def _closed_form_macs(cfg: ASAPNetDenoiseConfig, h: int, w: int) -> int:
+    """Convs and MLP matmuls of one forward pass (biases, norms, activations not counted)."""
+    k = cfg.tile_size
+    hp, wp = -(-h // k) * k, -(-w // k) * k  # padded to multiples of k
+    c_lr = cfg.lowres_in_channels
+    macs = 0
+    s = cfg.fixed_factor
+    if s > 1:  # tent filter, depthwise: reflect pad s/2, 2s taps along x, then 2s taps along y
+        macs += c_lr * (hp + s) * (wp // s) * 2 * s + c_lr * (hp // s) * (wp // s) * 2 * s
+    hh, ww = hp // s, wp // s
+    macs += hh * ww * c_lr * cfg.lr_width * 9  # stem
+    c = cfg.lr_width
+    n_down = cfg.learned_factor.bit_length() - 1
+    for i in range(n_down):
+        c_out = cfg.lr_max_width if i == n_down - 1 else cfg.lr_width
+        hh, ww = hh // 2, ww // 2
+        macs += hh * ww * c * c_out * 9
+        c = c_out
+    macs += cfg.lr_depth * hh * ww * c * c * 9  # plain blocks
+    macs += hh * ww * c * cfg.num_mlp_params  # 1x1 head
+    if cfg.context == "conv":
+        cc = cfg.in_channels
+        for _ in range(cfg.context_layers):
+            macs += hp * wp * cc * cfg.context_width * 9
+            cc = cfg.context_width
+    ch = cfg.mlp_channels
+    macs += hp * wp * sum(a * b for a, b in zip(ch[:-1], ch[1:]))  # per-pixel MLP
+    return macs
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_complexity_matches_closed_form_and_grows(name):
+    cfg = variant_config(name)
+    small, big = complexity(cfg, 37, 53), complexity(cfg, 321, 481)
+    model = ASAPNetDenoiser(cfg)
+    assert small["params"] == big["params"] == sum(p.numel() for p in model.parameters()) > 0
+    assert big["gmacs"] > small["gmacs"] > 0
+    assert big["gmacs"] * 1e9 == pytest.approx(_closed_form_macs(cfg, 321, 481), rel=1e-9)
+    assert small["gmacs"] * 1e9 == pytest.approx(_closed_form_macs(cfg, 37, 53), rel=1e-9)
+
+
+def test_complexity_with_fixed_downsampling():
+    cfg = _tiny("noise_level", 3, tile_size=16, learned_ds_factor=4)
+    got = complexity(cfg, 50, 70)["gmacs"] * 1e9
+    assert got == pytest.approx(_closed_form_macs(cfg, 50, 70), rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- training sanity
+
+
+def test_short_training_reduces_mse():
+    """Residual + 3x3 context on a fixed noisy batch: 30 Adam steps lower the MSE to the clean image."""
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    clean = (0.5 + 0.3 * torch.sin(6 * xx) * torch.cos(4 * yy)).expand(4, 1, 32, 32)  # smooth
+    noisy = clean + 25 / 255 * torch.randn(4, 1, 32, 32)
+    model = ASAPNetDenoiser(variant_config("context_patch", lr_width=8, lr_max_width=16, lr_depth=1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = F.mse_loss(model(noisy), clean)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    noise_mse = F.mse_loss(noisy, clean).item()
+    assert losses[0] == pytest.approx(noise_mse, rel=0.05)  # starts near the identity
+    assert losses[-1] < 0.7 * losses[0]
