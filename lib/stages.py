@@ -95,11 +95,19 @@ def gan_config(stage: TranslationTrainStage, model: str) -> Any:
     return from_dict(GANTrainConfig, merged, where=f"train_translation.models.{model}")
 
 
+def _translation_eval_configs() -> dict[str, type]:
+    from lib.evaluate_translation import TranslationEvalConfig
+    from lib.train.segmenter import SegmenterTrainConfig
+
+    return {"train_segmenter": SegmenterTrainConfig, "evaluate_translation": TranslationEvalConfig}
+
+
 STAGES: dict[str, type] = {
     "fetch": FetchConfig,
     "dncnn_official": DnCNNOfficialConfig,
     "train_translation": TranslationTrainStage,
     "report": ReportConfig,
+    **_translation_eval_configs(),
 }
 
 

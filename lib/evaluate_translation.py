@@ -1,0 +1,704 @@
+"""Label -> photo evaluation: FID/KID against the real test photos and mIoU of a segmenter.
+
+Protocol (DESIGN sec. 5), applied to every trained generator alike:
+
+1. **Images.** Each generator translates every test label map once
+   (:func:`generate_test_images`, file ``<stem>.png``); the real test photos are written at
+   the same resolution, uint8 PNG, under the same names (:func:`real_test_images`).
+2. **FID / KID** (:func:`fid_kid`): pytorch-fid's InceptionV3 pool3 features (2048-d) of
+   both folders, computed once per folder; FID (Frechet distance of the fitted Gaussians)
+   and KID (unbiased MMD^2, cubic polynomial kernel) from the same features; a bootstrap
+   spread of FID from ``n_boot`` resamplings (with replacement) of the generated images,
+   each computed with the exact ``"svd"`` method. N (images per side) is recorded.
+3. **mIoU** (:func:`segmentation_scores`): a segmenter predicts classes on the generated
+   images; the confusion matrix against the test label maps (as class ids) is summed over
+   images and gives mIoU, pixel accuracy and per-class IoU; a bootstrap over images gives
+   the spread of mIoU. The same segmenter on the real test photos gives the ceiling
+   (:func:`evaluate_real`). Which segmenter produced the numbers is recorded in every row:
+   the U-Net trained here on the real training photos (:mod:`lib.train.segmenter`), or a
+   TorchScript file such as a scripted DRN-D-105 (the paper's evaluator on Cityscapes,
+   :func:`lib.train.segmenter.load_torchscript_segmenter`).
+
+:data:`FID_CAVEAT` states the small-N bias of FID; the report prints it beside the values.
+
+Outputs (:func:`write_results`): a JSON ``{"meta": {...}, "rows": [...]}`` with one row per
+model plus ``"real"``, and a CSV of the same rows (:data:`ROW_COLUMNS`) for the plots.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, Subset
+
+from lib.data.images import read_image, write_image
+from lib.data.transforms import photo_to_tensor
+from lib.io import write_csv, write_json
+from lib.metrics import fid as fidlib
+from lib.metrics.miou import confusion_matrix, scores_from_confusion
+from lib.train import gan
+from lib.train.segmenter import (
+    DRN_CITYSCAPES_MEAN,
+    DRN_CITYSCAPES_STD,
+    LabelSet,
+    load_segmenter,
+    load_torchscript_segmenter,
+    segment,
+)
+
+__all__ = [
+    "TranslationEvalConfig",
+    "generate_test_images",
+    "real_test_images",
+    "reference_images",
+    "test_targets",
+    "fid_kid",
+    "segmentation_scores",
+    "build_segmenter",
+    "load_inception",
+    "evaluate_model",
+    "evaluate_real",
+    "write_results",
+    "sample_grid",
+    "first_items",
+    "prepare_device",
+    "ROW_COLUMNS",
+    "FID_CAVEAT",
+    "PROTOCOL",
+]
+
+ROW_COLUMNS = (
+    "model", "n", "fid", "fid_boot_low", "fid_boot_high", "fid_boot_std", "kid", "kid_std",
+    "miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
+    "mean_class_accuracy", "fid_between", "segmenter",
+)
+BOOT_PERCENTILES = (2.5, 97.5)  # two-sided 95% percentile interval
+FID_CAVEAT = (
+    "FID is biased upward at small N: its expected value falls as N grows, and with fewer "
+    "images than the 2048 feature dimensions the covariances are rank-deficient (pytorch-fid "
+    "warns against N < 2048). Values at this N compare models with each other at the same N "
+    "only, not with published FIDs (computed on 500 Cityscapes val images or more); KID is "
+    "unbiased, and the bootstrap interval shows the spread over the generated images."
+)
+PROTOCOL = (
+    "FID/KID: pytorch-fid InceptionV3 pool3 (2048-d) features of the generated test images vs "
+    "the real test photos at the same resolution (uint8 PNG); KID = unbiased MMD^2 with "
+    "k(x, y) = (x.y/d + 1)^3 over random subsets; FID bootstrap: 2.5/97.5 percentiles over "
+    "resamplings of the generated images (svd method). mIoU: dataset-level confusion matrix "
+    "of the segmenter's predictions vs the test label maps (class ids), bootstrap over images."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationEvalConfig:
+    """``evaluate_translation``: FID/KID and mIoU of the trained generators (DESIGN sec. 5).
+
+    Attributes:
+        seed: seeds the KID subsets, the bootstraps and the reference-image pick.
+        n_boot: bootstrap replicates for the FID and mIoU spreads (>= 2).
+        batch_size: images per forward (generator, Inception, segmenter).
+        fid_weights: a local FID Inception weights file; ``None`` looks in the hub cache,
+            ``$ASAPNET_WEIGHTS`` and ``data/raw/weights`` (:func:`lib.metrics.fid.ensure_inception_weights`).
+        fid_method: point-estimate FID: ``"sqrtm"`` (pytorch-fid's own computation) or
+            ``"svd"`` (exact, faster; equal up to sqrtm's round-off).
+        kid_subsets: KID subset draws.
+        kid_subset_size: images per KID subset (clipped to N). At or above N every subset is
+            the whole set and ``kid_std`` is 0: for small test sets use about N / 2.
+        segmenter: ``"trained"`` (the stage's own segmenter checkpoint) or the path (relative
+            to the project root, or absolute) of a TorchScript segmenter, e.g. a scripted
+            DRN-D-105 for Cityscapes, 19 trainIds (:func:`lib.train.segmenter.load_torchscript_segmenter`).
+        segmenter_mean: input normalisation mean of a TorchScript segmenter ([0, 1] images).
+        segmenter_std: input normalisation std of a TorchScript segmenter.
+        segmenter_input_size: ``(H, W)`` the images are resized to for a TorchScript
+            segmenter (``None``: the generated resolution).
+        real_reference: also compute FID/KID between an equal number of real *training*
+            photos and the real test photos: the value of a perfect generator at this N.
+        max_images: 0 evaluates every test item; > 0 the first that many (smoke runs only).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
+        threads: torch CPU threads (0: leave torch's setting).
+    """
+
+    seed: int = 0
+    n_boot: int = 200  # not from the paper: bootstrap replicates
+    batch_size: int = 16
+    fid_weights: str | None = None
+    fid_method: str = "sqrtm"  # pytorch-fid: scipy.linalg.sqrtm
+    kid_subsets: int = 100  # Binkowski et al. 2018 / torch-fidelity: 100 subsets ...
+    kid_subset_size: int = 1000  # ... of 1000 images
+    segmenter: str = "trained"
+    segmenter_mean: tuple[float, float, float] = DRN_CITYSCAPES_MEAN  # fyu/drn cityscapes info.json
+    segmenter_std: tuple[float, float, float] = DRN_CITYSCAPES_STD  # fyu/drn cityscapes info.json
+    segmenter_input_size: tuple[int, int] | None = None
+    real_reference: bool = True
+    max_images: int = 0
+    device: str = "auto"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 2:
+            raise ValueError(f"n_boot must be >= 2, got {self.n_boot}")
+        for name in ("batch_size", "kid_subsets", "kid_subset_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_images", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.fid_method not in ("sqrtm", "svd"):
+            raise ValueError(f"fid_method must be 'sqrtm' or 'svd', got {self.fid_method!r}")
+        if not self.segmenter:
+            raise ValueError("segmenter must be 'trained' or the path of a TorchScript file")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def prepare_device(cfg: TranslationEvalConfig) -> torch.device:
+    """Applies ``cfg.threads`` and resolves ``cfg.device`` (:func:`lib.train.common.resolve_device`)."""
+    from lib.train.common import resolve_device
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return resolve_device(cfg.device)
+
+
+def _project_path(path: str | os.PathLike) -> Path:
+    """A params path: absolute as given, relative ones against the project root."""
+    from lib.paths import ROOT
+
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
+def load_inception(cfg: TranslationEvalConfig, device: str | torch.device = "cpu") -> nn.Module:
+    """pytorch-fid's InceptionV3 (pool3) with ``cfg.fid_weights`` (relative to the project root)
+    or the default weights lookup (:func:`lib.metrics.fid.ensure_inception_weights`)."""
+    weights = None if cfg.fid_weights is None else _project_path(cfg.fid_weights)
+    return fidlib.inception_model(device, weights)
+
+
+def first_items(dataset: Dataset, n: int) -> Dataset:
+    """The first ``n`` items of ``dataset`` (all of them when ``n`` is 0 or exceeds its length)."""
+    if n <= 0 or n >= len(dataset):
+        return dataset
+    return Subset(dataset, range(n))
+
+
+def _stem(item: Mapping[str, Any]) -> str:
+    return Path(item["path"]).stem
+
+
+def _remove_stale(out_dir: Path, keep: Sequence[Path]) -> None:
+    """Deletes the PNGs in ``out_dir`` that are not in ``keep`` (left by an earlier run)."""
+    names = {p.name for p in keep}
+    for p in out_dir.glob("*.png"):
+        if p.name not in names:
+            p.unlink()
+
+
+def generate_test_images(
+    checkpoint: str | os.PathLike,
+    dataset: Dataset,
+    out_dir: str | os.PathLike,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> list[Path]:
+    """Writes the generator's image for every test item as ``out_dir/<stem>.png``.
+
+    The generator is rebuilt from its checkpoint (:func:`lib.train.gan.load_generator`) and
+    run by :func:`lib.train.gan.generate` (uint8 ``round((x + 1) * 127.5)``); PNGs in
+    ``out_dir`` that belong to no test item are removed.
+
+    Args:
+        checkpoint: a training checkpoint of :func:`lib.train.gan.train_gan`.
+        dataset: test items ``dict(label[, instance_edge], path)`` at the evaluation size.
+        out_dir: destination folder.
+        batch_size: items per forward.
+        device: where the generator runs.
+
+    Returns:
+        The written files, in dataset order.
+    """
+    generator = gan.load_generator(checkpoint, map_location=device)
+    out_dir = Path(out_dir)
+    files = gan.generate(generator, dataset, out_dir, batch_size)
+    _remove_stale(out_dir, files)
+    return files
+
+
+def _write_photos(dataset: Dataset, indices: Sequence[int], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, seen = [], {}
+    for i in indices:
+        item = dataset[i]
+        if "image" not in item:
+            raise ValueError(f"item {i} ({item.get('path', '?')}) has no photo: the real-image set needs photos")
+        stem = _stem(item)
+        if stem in seen:
+            raise ValueError(f"items {seen[stem]} and {item['path']} would both be written as {stem}.png")
+        seen[stem] = item["path"]
+        img = ((item["image"].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, H, W)
+        written.append(write_image(out_dir / f"{stem}.png", img.permute(1, 2, 0).numpy()))  # (H, W, 3)
+    _remove_stale(out_dir, written)
+    return written
+
+
+def real_test_images(dataset: Dataset, out_dir: str | os.PathLike) -> list[Path]:
+    """Writes the real photo of every test item as ``out_dir/<stem>.png`` (uint8 PNG).
+
+    The photos are the dataset's own (resized to the evaluation size exactly as the
+    generators' training photos: bicubic, uint8), so ``round((x + 1) * 127.5)`` gives back the
+    resized uint8 pixels; the names equal those of :func:`generate_test_images` for the
+    same dataset. Stale PNGs in ``out_dir`` are removed.
+
+    Returns:
+        The written files, in dataset order.
+
+    Raises:
+        ValueError: an item without a photo, or two items with the same file stem.
+    """
+    return _write_photos(dataset, range(len(dataset)), Path(out_dir))
+
+
+def reference_images(dataset: Dataset, n: int, seed: int, out_dir: str | os.PathLike) -> list[Path]:
+    """Writes ``n`` real photos of another split (e.g. training), picked by a seeded
+    permutation, as a FID reference: real vs real at the same N.
+
+    Returns:
+        The written files.
+    """
+    if not 1 <= n <= len(dataset):
+        raise ValueError(f"reference set: n={n} must be in 1..{len(dataset)}")
+    pick = np.random.default_rng(seed).permutation(len(dataset))[:n]  # (n,)
+    return _write_photos(dataset, sorted(int(i) for i in pick), Path(out_dir))
+
+
+def test_targets(dataset: Dataset, labels: LabelSet) -> dict[str, Tensor]:
+    """``{stem: class ids (H, W) int64}`` of every test item (:meth:`LabelSet.targets`)."""
+    out = {}
+    for i in range(len(dataset)):
+        item = dataset[i]
+        out[_stem(item)] = labels.targets(item["label"])
+    return out
+
+
+# ----------------------------------------------------------------------------- FID / KID
+
+
+def fid_kid(
+    real_dir: str | os.PathLike,
+    fake_dir: str | os.PathLike,
+    n_boot: int = 200,
+    seed: int = 0,
+    weights_file: str | os.PathLike | None = None,
+    *,
+    batch_size: int = 50,
+    device: str | torch.device = "cpu",
+    method: str = "sqrtm",
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    dims: int = fidlib.FEATURE_DIM,
+    model: nn.Module | None = None,
+    real_features: np.ndarray | None = None,
+) -> dict:
+    """FID and KID between two image folders, with a bootstrap spread of FID.
+
+    Features (:func:`lib.metrics.fid.activations`, read as pytorch-fid reads folders) are
+    computed once per folder (``real_features`` reuses the real folder's). Then
+    ``FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` with ``method``;
+    ``KID = mean over subsets of MMD^2_u`` with ``k(x, y) = (x.y / d + 1)^3``
+    (:func:`lib.metrics.fid.kid_from_features`); the bootstrap recomputes FID (``"svd"``
+    method) on ``n_boot`` resamplings with replacement of the generated images, real fixed
+    (:func:`lib.metrics.fid.bootstrap_fid`). FID is biased at small N (:data:`FID_CAVEAT`).
+
+    Args:
+        real_dir: folder of real images.
+        fake_dir: folder of generated images.
+        n_boot: bootstrap replicates (>= 2).
+        seed: seed of the KID subsets and of the bootstrap.
+        weights_file: FID Inception weights (see :func:`lib.metrics.fid.ensure_inception_weights`);
+            ignored when ``model`` is given.
+        batch_size: Inception batch size.
+        device: where Inception runs.
+        method: point-estimate FID method (``"sqrtm"`` or ``"svd"``).
+        kid_subsets: KID subset draws.
+        kid_subset_size: KID subset size (clipped to N; at N every subset is the whole set,
+            so ``kid_std`` is 0).
+        dims: Inception block (2048 = pool3, the protocol; smaller ones for quick checks).
+        model: an Inception from :func:`lib.metrics.fid.inception_model` to reuse.
+        real_features: precomputed features of ``real_dir`` (N_real, dims).
+
+    Returns:
+        ``dict(fid, fid_boot_low, fid_boot_high, fid_boot_std, fid_boot_mean, kid, kid_std,
+        n, n_real)``; ``n`` is the number of generated images.
+    """
+    fake_files = fidlib.list_images(fake_dir)
+    if model is None:
+        model = fidlib.inception_model(device, weights_file, dims)
+    f_real = real_features if real_features is not None else fidlib.activations(real_dir, model, batch_size, device)
+    f_fake = fidlib.activations(fake_files, model, batch_size, device)
+    kid, kid_std = fidlib.kid_from_features(f_real, f_fake, kid_subsets, kid_subset_size, seed)
+    boot = fidlib.bootstrap_fid(f_real, f_fake, n_boot, seed, method="svd")
+    return {
+        "fid": fidlib.fid_from_features(f_real, f_fake, method),
+        "fid_boot_low": boot["low"],
+        "fid_boot_high": boot["high"],
+        "fid_boot_std": boot["std"],
+        "fid_boot_mean": boot["mean"],
+        "kid": kid,
+        "kid_std": kid_std,
+        "n": int(f_fake.shape[0]),
+        "n_real": int(f_real.shape[0]),
+    }
+
+
+# ----------------------------------------------------------------------------- mIoU
+
+
+def _image_batches(images, batch_size: int):
+    """Yields ``(names, (B, 3, H, W) in [-1, 1])`` from a folder, a list of files or a tensor."""
+    if isinstance(images, Tensor):
+        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"images must be a float tensor (N, 3, H, W) in [-1, 1], got {images.dtype} {tuple(images.shape)}")
+        for lo in range(0, images.shape[0], batch_size):
+            yield [None] * min(batch_size, images.shape[0] - lo), images[lo : lo + batch_size]
+        return
+    files = fidlib.list_images(images) if isinstance(images, (str, os.PathLike)) else [Path(p) for p in images]
+    if not files:
+        raise ValueError("segmentation_scores: no images")
+    for lo in range(0, len(files), batch_size):
+        chunk = files[lo : lo + batch_size]
+        batch = [photo_to_tensor(read_image(p, "RGB")) for p in chunk]  # each (3, H, W)
+        shapes = {tuple(t.shape) for t in batch}
+        if len(shapes) > 1:
+            raise ValueError(f"images of one batch differ in size {sorted(shapes)}: {chunk[0].parent}")
+        yield [p.stem for p in chunk], torch.stack(batch)  # (B, 3, H, W)
+
+
+def segmentation_scores(
+    segmenter: Callable[[Tensor], Tensor],
+    images,
+    labels,
+    num_classes: int,
+    ignore_index: int | None = 255,
+    *,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+    n_boot: int = 0,
+    seed: int = 0,
+) -> dict:
+    """mIoU, pixel accuracy and per-class IoU of a segmenter's predictions on images.
+
+    Per image ``i`` the confusion matrix ``cm_i[t, p]`` counts pixels of true class ``t``
+    predicted as ``p`` (pixels with target ``ignore_index`` left out); ``cm = sum_i cm_i``
+    gives ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, ``mIoU = nanmean_c IoU_c`` (classes absent
+    from both target and prediction excluded), ``pixel_accuracy = sum_c TP_c / sum(cm)``
+    (:func:`lib.metrics.miou.scores_from_confusion`). The bootstrap draws N images with
+    replacement ``n_boot`` times and recomputes mIoU from the summed matrices.
+
+    Args:
+        segmenter: maps (B, 3, H, W) in ``[-1, 1]`` to logits (B, C, H, W) or ids (B, H, W)
+            (:func:`lib.train.segmenter.segment`); a module must already be on ``device``.
+        images: a folder (its PNG/JPEG files, sorted), a list of image files, or a float
+            tensor (N, 3, H, W) in ``[-1, 1]``.
+        labels: true class ids: a mapping ``{file stem: (H, W)}`` (files are matched by
+            stem), or a tensor (N, H, W) / sequence of (H, W) maps in image order.
+        num_classes: C.
+        ignore_index: target value to leave out (``None``: none).
+        batch_size: images per forward.
+        device: where the segmenter runs.
+        n_boot: bootstrap replicates (0: none; the interval keys are then NaN).
+        seed: bootstrap seed (``np.random.default_rng``).
+
+    Returns:
+        ``dict(miou, pixel_accuracy, mean_class_accuracy, per_class_iou (list of C), n,
+        miou_boot_low, miou_boot_high, miou_boot_std)``.
+
+    Raises:
+        ValueError / KeyError: images and labels that do not pair up (count, size or a
+            missing stem, named).
+    """
+    per_image: list[np.ndarray] = []
+    k = 0
+    for names, batch in _image_batches(images, batch_size):
+        pred = segment(segmenter, batch.to(device)).cpu()  # (B, H, W)
+        for j, name in enumerate(names):
+            if isinstance(labels, Mapping):
+                if name is None or name not in labels:
+                    raise KeyError(f"no label map for image {name!r} (labels hold {len(labels)} stems)")
+                target = labels[name]
+            else:
+                if k >= len(labels):
+                    raise ValueError(f"more images than label maps ({len(labels)})")
+                target = labels[k]
+            target = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
+            if tuple(target.shape) != tuple(pred[j].shape):
+                raise ValueError(f"image {name or k}: prediction {tuple(pred[j].shape)} vs label map {tuple(target.shape)}")
+            per_image.append(confusion_matrix(pred[j], target.long(), num_classes, ignore_index))
+            k += 1
+    if not isinstance(labels, Mapping) and k != len(labels):
+        raise ValueError(f"{k} images but {len(labels)} label maps")
+    cms = np.stack(per_image)  # (N, C, C)
+    scores = scores_from_confusion(cms.sum(0))
+    out = {
+        "miou": scores["miou"],
+        "pixel_accuracy": scores["pixel_accuracy"],
+        "mean_class_accuracy": scores["mean_class_accuracy"],
+        "per_class_iou": scores["per_class_iou"],
+        "n": int(cms.shape[0]),
+        "miou_boot_low": float("nan"),
+        "miou_boot_high": float("nan"),
+        "miou_boot_std": float("nan"),
+    }
+    if n_boot:
+        if n_boot < 2:
+            raise ValueError(f"n_boot must be 0 or >= 2, got {n_boot}")
+        rng = np.random.default_rng(seed)
+        n = cms.shape[0]
+        values = np.array([scores_from_confusion(cms[rng.integers(0, n, n)].sum(0))["miou"] for _ in range(n_boot)])
+        low, high = np.percentile(values, BOOT_PERCENTILES)
+        out.update(miou_boot_low=float(low), miou_boot_high=float(high), miou_boot_std=float(values.std(ddof=1)))
+    return out
+
+
+def build_segmenter(
+    cfg: TranslationEvalConfig,
+    checkpoint: str | os.PathLike | None,
+    labels: LabelSet,
+    device: str | torch.device = "cpu",
+    size: int | None = None,
+) -> tuple[nn.Module, str]:
+    """The segmenter named by ``cfg.segmenter`` and a sentence saying what it is.
+
+    Args:
+        cfg: the evaluation settings.
+        checkpoint: the trained segmenter (used when ``cfg.segmenter == "trained"``).
+        labels: the label set evaluated (its class count must match the segmenter's).
+        device: where the segmenter runs.
+        size: the evaluation image height; a trained segmenter of another training size
+            triggers a warning.
+
+    Returns:
+        ``(module in eval mode on device, description)``.
+
+    Raises:
+        ValueError: class counts or label sets that differ (named).
+    """
+    if cfg.segmenter == "trained":
+        if checkpoint is None:
+            raise ValueError("segmenter 'trained' needs the segmenter checkpoint")
+        from lib.checkpoint import load_checkpoint
+
+        model = load_segmenter(checkpoint, map_location=device)
+        net = model.cfg
+        if net.label_set != labels.name or net.num_classes != labels.num_classes:
+            raise ValueError(
+                f"{checkpoint}: segmenter predicts {net.num_classes} {net.label_set} classes; the evaluation "
+                f"needs {labels.num_classes} {labels.name} classes"
+            )
+        ck = load_checkpoint(checkpoint)
+        trained = dict(ck.get("params") or {})
+        if size is not None and trained.get("size") not in (None, size):
+            warnings.warn(f"{checkpoint}: segmenter trained at {trained.get('size')} px, evaluated at {size} px")
+        desc = (
+            f"{net.arch} (width {net.width}) trained in this project on the real {labels.name} training photos "
+            f"at {trained.get('size', '?')} px for {ck['step']} steps, {labels.num_classes} classes"
+        )
+        return model, desc
+    model = load_torchscript_segmenter(
+        _project_path(cfg.segmenter), labels.num_classes, cfg.segmenter_mean, cfg.segmenter_std, cfg.segmenter_input_size, device
+    )
+    desc = f"TorchScript segmenter {Path(cfg.segmenter).name} ({labels.num_classes} classes; external weights)"
+    return model, desc
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _check_names(real: Sequence[Path], fake: Sequence[Path], what: str) -> None:
+    a, b = sorted(p.name for p in real), sorted(p.name for p in fake)
+    if a != b:
+        only_real, only_fake = sorted(set(a) - set(b))[:3], sorted(set(b) - set(a))[:3]
+        raise ValueError(f"{what}: real and generated file names differ (real only: {only_real}, generated only: {only_fake})")
+
+
+def evaluate_model(
+    name: str,
+    checkpoint: str | os.PathLike,
+    dataset: Dataset,
+    labels: LabelSet,
+    real_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    segmenter: tuple[nn.Module, str],
+    inception: nn.Module,
+    cfg: TranslationEvalConfig,
+    *,
+    device: str | torch.device = "cpu",
+    real_features: np.ndarray | None = None,
+    targets: Mapping[str, Tensor] | None = None,
+) -> dict:
+    """One result row for one generator: generate the test images, FID/KID, mIoU.
+
+    Args:
+        name: the model's name in the results (e.g. ``asapnet``).
+        checkpoint: its training checkpoint.
+        dataset: the test items at the evaluation size.
+        labels: the label set of the dataset.
+        real_dir: the folder of :func:`real_test_images` for the same dataset.
+        out_dir: folder for the generated images.
+        segmenter: ``(module, description)`` from :func:`build_segmenter`.
+        inception: from :func:`lib.metrics.fid.inception_model`.
+        cfg: the evaluation settings.
+        device: where the networks run.
+        real_features: Inception features of ``real_dir`` (computed once by the caller).
+        targets: :func:`test_targets` of ``dataset`` (computed when ``None``).
+
+    Returns:
+        A row with the :data:`ROW_COLUMNS` keys plus ``per_class_iou``, ``n_real`` and
+        ``fid_boot_mean``.
+    """
+    files = generate_test_images(checkpoint, dataset, out_dir, cfg.batch_size, device)
+    _check_names(fidlib.list_images(real_dir), files, name)
+    targets = test_targets(dataset, labels) if targets is None else targets
+    scores = fid_kid(real_dir, out_dir, cfg.n_boot, cfg.seed, batch_size=cfg.batch_size, device=device,
+                     method=cfg.fid_method, kid_subsets=cfg.kid_subsets, kid_subset_size=cfg.kid_subset_size,
+                     model=inception, real_features=real_features)
+    seg = segmentation_scores(segmenter[0], files, targets, labels.num_classes, labels.ignore_index,
+                              batch_size=cfg.batch_size, device=device, n_boot=cfg.n_boot, seed=cfg.seed)
+    return _row(name, scores, seg, "generated test images vs real test photos", segmenter[1])
+
+
+def evaluate_real(
+    real_dir: str | os.PathLike,
+    labels: LabelSet,
+    targets: Mapping[str, Tensor],
+    segmenter: tuple[nn.Module, str],
+    cfg: TranslationEvalConfig,
+    *,
+    inception: nn.Module | None = None,
+    reference_set: Dataset | None = None,
+    reference_dir: str | os.PathLike | None = None,
+    real_features: np.ndarray | None = None,
+    device: str | torch.device = "cpu",
+) -> dict:
+    """The ``"real"`` row: the segmenter on the real test photos (the mIoU ceiling) and,
+    with ``cfg.real_reference``, FID/KID of as many real photos of ``reference_set`` (the
+    training split, picked by ``cfg.seed``, written to ``reference_dir``) vs the real test
+    photos: what a perfect generator scores at this N. Otherwise the FID/KID columns are NaN.
+
+    Returns:
+        A row like :func:`evaluate_model`'s, ``model = "real"``.
+
+    Raises:
+        ValueError: ``cfg.real_reference`` without ``reference_set``, ``reference_dir`` and ``inception``.
+    """
+    seg = segmentation_scores(segmenter[0], real_dir, targets, labels.num_classes, labels.ignore_index,
+                              batch_size=cfg.batch_size, device=device, n_boot=cfg.n_boot, seed=cfg.seed)
+    nan = float("nan")
+    scores: dict[str, Any] = dict(fid=nan, fid_boot_low=nan, fid_boot_high=nan, fid_boot_std=nan, fid_boot_mean=nan,
+                                  kid=nan, kid_std=nan, n=seg["n"], n_real=seg["n"])
+    between = ""
+    if cfg.real_reference:
+        if reference_set is None or reference_dir is None or inception is None:
+            raise ValueError("real_reference needs reference_set, reference_dir and the Inception model")
+        reference_images(reference_set, seg["n"], cfg.seed, reference_dir)
+        scores = fid_kid(real_dir, reference_dir, cfg.n_boot, cfg.seed, batch_size=cfg.batch_size, device=device,
+                         method=cfg.fid_method, kid_subsets=cfg.kid_subsets, kid_subset_size=cfg.kid_subset_size,
+                         model=inception, real_features=real_features)
+        between = "real training photos vs real test photos (a perfect generator at the same N)"
+    return _row("real", scores, seg, between, segmenter[1])
+
+
+def _row(name: str, scores: Mapping[str, Any], seg: Mapping[str, Any], between: str, segmenter: str) -> dict:
+    row = {
+        "model": name,
+        "n": int(scores["n"]),
+        **{k: float(scores[k]) for k in ("fid", "fid_boot_low", "fid_boot_high", "fid_boot_std", "kid", "kid_std")},
+        **{k: float(seg[k]) for k in ("miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
+                                      "mean_class_accuracy")},
+        "fid_between": between,
+        "segmenter": segmenter,
+    }
+    row.update(per_class_iou=list(seg["per_class_iou"]), n_real=int(scores["n_real"]),
+               fid_boot_mean=float(scores["fid_boot_mean"]))
+    return row
+
+
+def write_results(
+    rows: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    json_path: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+) -> tuple[Path, Path]:
+    """Writes the rows as JSON (``{"meta", "rows"}``, every key) and CSV (:data:`ROW_COLUMNS`), atomically.
+
+    With ``class_names`` the JSON rows' ``per_class_iou`` becomes ``{class name: IoU}``.
+
+    Raises:
+        ValueError: a row without a :data:`ROW_COLUMNS` key (named).
+    """
+    import pandas as pd
+
+    out_rows = []
+    for r in rows:
+        missing = [c for c in ROW_COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"result row {r.get('model', '?')!r} lacks {missing}")
+        r = dict(r)
+        if class_names is not None and isinstance(r.get("per_class_iou"), (list, tuple)):
+            if len(class_names) != len(r["per_class_iou"]):
+                raise ValueError(f"{len(class_names)} class names for {len(r['per_class_iou'])} IoUs")
+            r["per_class_iou"] = dict(zip(class_names, r["per_class_iou"]))
+        out_rows.append(r)
+    write_json(json_path, {"meta": dict(meta), "rows": out_rows, "fid_caveat": FID_CAVEAT, "protocol": PROTOCOL})
+    write_csv(csv_path, pd.DataFrame([{c: r[c] for c in ROW_COLUMNS} for r in rows], columns=list(ROW_COLUMNS)))
+    return Path(json_path), Path(csv_path)
+
+
+def sample_grid(
+    dataset: Dataset,
+    columns: Mapping[str, str | os.PathLike],
+    label_nc: int,
+    n: int = 4,
+) -> tuple[np.ndarray, list[str]]:
+    """A figure of fixed test items: label colours | one column per image folder (2 px apart).
+
+    Items are ``n`` indices spread evenly over the dataset (the same every run); each column
+    shows ``<folder>/<stem>.png`` (e.g. ``{"asapnet": ..., "pix2pixhd": ..., "real": ...}``).
+
+    Returns:
+        ``(uint8 image (n*H + (n-1)*2, (1+k)*W + k*2, 3), the stems shown)``.
+
+    Raises:
+        FileNotFoundError: a column lacks an item's image (named).
+    """
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(dataset) - 1, min(n, len(dataset)))})
+    items = [dataset[i] for i in picks]
+    stems = [_stem(it) for it in items]
+    colours = gan.label_colormap(torch.stack([it["label"] for it in items]), label_nc)  # (n, H, W, 3)
+    panels = [list(colours)]
+    for folder in columns.values():
+        col = []
+        for stem in stems:
+            p = Path(folder) / f"{stem}.png"
+            if not p.is_file():
+                raise FileNotFoundError(f"sample grid: missing {p}")
+            col.append(read_image(p, "RGB"))
+        panels.append(col)
+    h, w = colours.shape[1:3]
+    gap = 2  # pixels between panels
+    grid = np.full((len(items) * h + (len(items) - 1) * gap, len(panels) * w + (len(panels) - 1) * gap, 3), 255, np.uint8)
+    for i in range(len(items)):
+        for j, col in enumerate(panels):
+            if col[i].shape[:2] != (h, w):
+                raise ValueError(f"sample grid: {list(columns)[j - 1]} image {stems[i]} is {col[i].shape[:2]}, labels {(h, w)}")
+            grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = col[i]
+    return grid, stems

@@ -1,0 +1,218 @@
+"""Segmenter for the mIoU protocol: label sets, networks, MAC count, training, resume, loading."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from lib.checkpoint import save_checkpoint
+from lib.train import segmenter as seg
+from lib.train.common import read_losses
+
+
+class TwoColours(Dataset):
+    """Items whose left part is red (Facades id 1) and right part blue (id 2), split at a random column."""
+
+    def __init__(self, n: int = 8, size: int = 16, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.cuts = rng.integers(3, size - 3, n)
+        self.noise = rng.normal(0, 0.1, (n, 3, size, size)).astype(np.float32)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.cuts)
+
+    def __getitem__(self, i: int) -> dict:
+        s, c = self.size, int(self.cuts[i])
+        label = torch.ones(s, s, dtype=torch.long)  # (H, W) id 1 = class 0
+        label[:, c:] = 2  # id 2 = class 1
+        image = torch.full((3, s, s), -1.0)
+        image[0, :, :c] = 1.0  # red
+        image[2, :, c:] = 1.0  # blue
+        image = (image + torch.from_numpy(self.noise[i])).clamp(-1, 1)
+        return {"label": label, "image": image, "path": f"/data/cmp_b{i:04d}.jpg"}
+
+
+def _cfg(**kw) -> seg.SegmenterTrainConfig:
+    base = dict(seed=0, width=8, size=16, batch_size=4, epochs=15, lr=1e-2, log_every=1,
+                checkpoint_every=0, threads=1, device="cpu")
+    return seg.SegmenterTrainConfig(**{**base, **kw})
+
+
+# ---------------------------------------------------------------- label sets
+
+
+def test_label_sets_map_dataset_ids_to_classes():
+    fac = seg.label_set("facades")
+    assert fac.num_classes == 12 and len(fac.class_names) == 12 and fac.class_names[0] == "background"
+    assert fac.targets(torch.tensor([0, 1, 2, 12, 13])).tolist() == [255, 0, 1, 11, 255]
+    city = seg.label_set("cityscapes")
+    assert city.num_classes == 19 and city.class_names[13] == "car"
+    # labelIds 7 road -> 0, 26 car -> 13, 33 bicycle -> 18, 0 unlabeled and 9 parking -> ignore
+    assert city.targets(np.array([7, 26, 33, 0, 9])).tolist() == [0, 13, 18, 255, 255]
+    with pytest.raises(KeyError, match="facades"):
+        seg.label_set("ade20k")
+
+
+# ---------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("arch", seg.ARCHS)
+def test_networks_map_images_to_full_size_logits(arch):
+    torch.manual_seed(0)
+    net = seg.SegmentationNet(seg.SegmentationNetConfig(arch=arch, num_classes=5, width=4)).eval()
+    x = torch.rand(2, 3, 32, 64) * 2 - 1
+    with torch.no_grad():
+        out = net(x)
+    assert out.shape == (2, 5, 32, 64) and torch.isfinite(out).all()
+    ids = seg.segment(net, x)
+    assert ids.dtype == torch.int64 and torch.equal(ids, out.argmax(1))
+
+
+def test_unet_gradients_reach_every_parameter():
+    net = seg.UNet(num_classes=3, width=4, depth=2)
+    net(torch.randn(2, 3, 8, 8)).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    with pytest.raises(ValueError, match="multiple of 4"):
+        net(torch.randn(1, 3, 10, 8))
+
+
+def test_complexity_equals_closed_form_for_a_one_level_unet():
+    h, w, c, k = 8, 12, 5, 4  # image, classes, base width
+    got = seg.complexity(seg.SegmentationNetConfig(arch="unet", num_classes=c, width=k, depth=1), h, w)
+    hw = h * w
+    macs = (
+        hw * 9 * (3 * k + k * k)  # inc: 3 -> k, k -> k at full size
+        + hw // 4 * 9 * (k * 2 * k + 2 * k * 2 * k)  # down: k -> 2k, 2k -> 2k at half size
+        + hw * 9 * (3 * k * k + k * k)  # up: (2k + k) -> k, k -> k at full size
+        + hw * k * c  # 1x1 head
+    )
+    assert got["gmacs"] * 1e9 == pytest.approx(macs, rel=1e-12)
+    n_params = sum(p.numel() for p in seg.SegmentationNet(seg.SegmentationNetConfig(num_classes=c, width=k, depth=1)).parameters())
+    assert got["params"] == n_params
+
+
+def test_segment_accepts_ids_and_rejects_bad_shapes():
+    x = torch.zeros(2, 3, 4, 4)
+    ids = seg.segment(lambda im: torch.ones(im.shape[0], 4, 4, dtype=torch.long), x)
+    assert ids.tolist() == torch.ones(2, 4, 4, dtype=torch.long).tolist()
+    with pytest.raises(ValueError, match="do not match"):
+        seg.segment(lambda im: torch.zeros(2, 3, 2, 2), x)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        seg.segment(lambda im: im, torch.zeros(3, 4, 4))
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_training_loss_falls_and_segments_two_colours(tmp_path):
+    data = TwoColours(8)
+    out = seg.train_segmenter(_cfg(), data, tmp_path, labels="facades", progress=False)
+    assert out["steps"] == 30 and out["label_set"] == "facades" and out["num_classes"] == 12
+    rows = read_losses(tmp_path / seg.LOSSES_NAME)
+    assert [r["step"] for r in rows] == list(range(1, 31))
+    first, last = np.mean([r["loss"] for r in rows[:3]]), np.mean([r["loss"] for r in rows[-3:]])
+    assert last < 0.6 * first, (first, last)  # from about ln(12) = 2.5
+    assert rows[-1]["lr"] < rows[0]["lr"]  # poly decay
+    model = seg.load_segmenter(tmp_path / seg.CHECKPOINT_NAME)
+    items = [data[i] for i in range(len(data))]
+    pred = seg.segment(model, torch.stack([it["image"] for it in items]))  # (8, 16, 16)
+    true = torch.stack([seg.label_set("facades").targets(it["label"]) for it in items])
+    assert (pred == true).float().mean() > 0.9
+
+
+def test_resume_continues_the_same_trajectory(tmp_path):
+    data = TwoColours(8)
+    whole = seg.train_segmenter(_cfg(max_steps=6), data, tmp_path / "a", progress=False)
+    seg.train_segmenter(_cfg(max_steps=3), data, tmp_path / "b", progress=False)  # killed after step 3
+    resumed = seg.train_segmenter(_cfg(max_steps=6), data, tmp_path / "b", progress=False)
+    assert whole["steps"] == resumed["steps"] == 6 and resumed["start_step"] == 3
+    a = seg.load_segmenter(tmp_path / "a" / seg.CHECKPOINT_NAME).state_dict()
+    b = seg.load_segmenter(tmp_path / "b" / seg.CHECKPOINT_NAME).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_losses(tmp_path / "a" / seg.LOSSES_NAME)) == strip(read_losses(tmp_path / "b" / seg.LOSSES_NAME))
+    with pytest.raises(ValueError, match=r"checkpoint\.pt.*lr"):
+        seg.train_segmenter(_cfg(max_steps=8, lr=5e-3), data, tmp_path / "b", progress=False)
+
+
+def test_trainer_rejects_flipping_datasets_and_wrong_sizes(tmp_path):
+    data = TwoColours(8)
+    data.flip = True
+    with pytest.raises(ValueError, match="flip"):
+        seg.train_segmenter(_cfg(), data, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="size=32"):
+        seg.train_segmenter(_cfg(size=32), TwoColours(8), tmp_path, progress=False)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="arch"):
+        seg.SegmenterTrainConfig(arch="drn")
+    assert seg.SegmenterTrainConfig().total_steps(318) == 8 * 39
+    assert seg.poly_factor(0, 10) == 1.0 and seg.poly_factor(10, 10) == 0.0
+    assert seg.poly_factor(5, 10) == pytest.approx(0.5**0.9)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_segmenter_rejects_other_checkpoints(tmp_path):
+    lin = nn.Linear(2, 2)
+    save_checkpoint(tmp_path / "g.pt", model="pix2pixhd", config={}, state_dict=lin.state_dict(), step=0)
+    with pytest.raises(ValueError, match=r"g\.pt.*pix2pixhd"):
+        seg.load_segmenter(tmp_path / "g.pt")
+
+
+class _HalfResScores(nn.Module):
+    """Scores at half resolution, returned first in a tuple (as DRN's DRNSeg)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(nn.functional.avg_pool2d(x, 2))  # (B, 4, H/2, W/2)
+        return torch.log_softmax(y, 1), x
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_torchscript_segmenter_normalises_and_upsamples(tmp_path):
+    torch.manual_seed(0)
+    inner = _HalfResScores().eval()
+    torch.jit.script(inner).save(str(tmp_path / "drn_like.pt"))
+    mean, std = (0.3, 0.4, 0.5), (0.2, 0.25, 0.5)
+    model = seg.load_torchscript_segmenter(tmp_path / "drn_like.pt", num_classes=4, mean=mean, std=std)
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        out = model(x)
+        norm = ((x + 1) / 2 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        ref = nn.functional.interpolate(inner(norm)[0], size=(8, 8), mode="bilinear", align_corners=False)
+    assert out.shape == (2, 4, 8, 8)
+    torch.testing.assert_close(out, ref)
+    with pytest.raises(ValueError, match=r"expected \(B, 19"):
+        seg.load_torchscript_segmenter(tmp_path / "drn_like.pt", num_classes=19)(x)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "state.pth")
+    with pytest.raises(ValueError, match=r"state\.pth.*not a TorchScript"):
+        seg.load_torchscript_segmenter(tmp_path / "state.pth")
+
+
+def test_segmentation_grid_shape():
+    data = TwoColours(2)
+    net = seg.SegmentationNet(seg.SegmentationNetConfig(num_classes=12, width=4)).eval()
+    grid = seg.segmentation_grid(net, data, seg.label_set("facades"), n=4)  # only 2 items
+    assert grid.shape == (2 * 16 + 2, 3 * 16 + 4, 3) and grid.dtype == np.uint8
+    # right panel: true classes 0 (red part) and 1 coloured as palette entries 1 and 2
+    np.testing.assert_array_equal(grid[0, 2 * 16 + 4], [128, 0, 0])
+
+
+def test_exported_program_segmenter(tmp_path):
+    torch.manual_seed(1)
+    inner = _HalfResScores().eval()
+    x = torch.rand(2, 3, 8, 8) * 2 - 1
+    torch.export.save(torch.export.export(inner, (torch.zeros(2, 3, 8, 8),)), str(tmp_path / "seg.pt2"))
+    model = seg.load_torchscript_segmenter(tmp_path / "seg.pt2", num_classes=4, mean=(0.5,) * 3, std=(0.5,) * 3)
+    with torch.no_grad():
+        ref = nn.functional.interpolate(inner(x)[0], size=(8, 8), mode="bilinear", align_corners=False)  # mean = std = 0.5: identity
+        torch.testing.assert_close(model(x), ref)
