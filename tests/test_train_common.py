@@ -11,11 +11,14 @@ from torch import nn
 from lib.train.common import (
     append_losses,
     autocast,
+    check_batch,
     check_finite,
     check_finite_params,
+    check_unflipped,
     init_distributed,
     load_model,
     load_training_checkpoint,
+    prepare_output,
     rank_seed,
     read_losses,
     rng_state,
@@ -24,6 +27,7 @@ from lib.train.common import (
     set_rng_state,
     truncate_losses,
     unwrap,
+    wrap_ddp,
 )
 
 
@@ -183,6 +187,43 @@ def test_check_finite_names_loss_step_and_checkpoint(tmp_path):
         lin.bias[0] = float("nan")
     with pytest.raises(FloatingPointError, match="m.bias after step 4"):
         check_finite_params({"m": lin}, 4, None)
+
+
+def test_trainer_setup_checks_name_the_problem():
+    check_batch(8, 2, 8, 1)
+    with pytest.raises(ValueError, match="batch_size 6 is not divisible by the world size 4"):
+        check_batch(6, 4)
+    with pytest.raises(ValueError, match="batch_size 8 exceeds the 5 training items"):
+        check_batch(8, 2, 5, 5 // 8)
+
+    class Flipped:
+        flip = True
+
+    check_unflipped(object(), "XConfig")
+    with pytest.raises(ValueError, match=r"\(XConfig\.flip\); build the dataset with flip=False"):
+        check_unflipped(Flipped(), "XConfig")
+    lin = nn.Linear(2, 2)
+    assert wrap_ddp(lin, 1, torch.device("cpu")) is lin
+
+
+def test_prepare_output_fresh_start_and_resume(tmp_path):
+    out = tmp_path / "run"
+    ckpt, csv_path, samples = out / "checkpoint.pt", out / "losses.csv", out / "samples"
+    samples.mkdir(parents=True)
+    (samples / "a.png").write_bytes(b"x")
+    (samples / "keep.txt").write_text("x")
+    ckpt.write_bytes(b"x")
+    append_losses(csv_path, [dict(step=s, loss=float(s)) for s in (1, 2, 3)])
+    assert prepare_output(out, ckpt, csv_path, 2, 0) == ckpt  # resume: rows after step 2 dropped
+    assert ckpt.is_file() and [r["step"] for r in read_losses(csv_path)] == [1, 2]
+    assert prepare_output(out, ckpt, csv_path, 0, 1) is None  # other ranks write nothing
+    assert ckpt.is_file() and csv_path.is_file()
+    assert prepare_output(out, ckpt, csv_path, 0, 0, stale=samples.glob("*.png")) is None
+    assert not ckpt.exists() and not csv_path.exists()
+    assert sorted(p.name for p in samples.iterdir()) == ["keep.txt"]
+    fresh = tmp_path / "new" / "dir"
+    prepare_output(fresh, fresh / "c.pt", fresh / "l.csv", 0, 0)
+    assert fresh.is_dir()
 
 
 def test_single_process_without_torchrun_env(monkeypatch):

@@ -22,7 +22,7 @@ import os
 import random
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,7 +54,12 @@ __all__ = [
     "barrier",
     "cleanup",
     "all_reduce_mean",
+    "wrap_ddp",
     "resolve_device",
+    "set_threads",
+    "check_unflipped",
+    "check_batch",
+    "prepare_output",
     "autocast",
     "grad_scaler",
     "CHECKPOINT_FORMAT",
@@ -551,6 +556,104 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         out /= dist.get_world_size()
     return out
+
+
+def wrap_ddp(net: nn.Module, world: int, device: torch.device) -> nn.Module:
+    """``net`` wrapped in DistributedDataParallel when ``world > 1``, else ``net`` itself.
+
+    Every rank must call it (the wrapper broadcasts rank 0's weights and buffers).
+
+    Args:
+        net: the module, already on ``device``.
+        world: the world size.
+        device: this rank's device (``device_ids=[device.index]`` on CUDA, none on the CPU).
+
+    Returns:
+        The module to call in the training loop (its parameters are those of ``net``).
+    """
+    if world <= 1:
+        return net
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+# ----------------------------------------------------------------------------- trainer set-up
+
+
+def set_threads(threads: int) -> None:
+    """Sets torch's intra-op CPU thread count; ``0`` leaves torch's default."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def check_unflipped(dataset: Any, config_name: str) -> None:
+    """Rejects a training set that flips its items itself (the trainer does the flips).
+
+    Args:
+        dataset: the training set (its ``flip`` attribute, when present, must be false).
+        config_name: the trainer's config class, named in the message (its ``flip`` field).
+
+    Raises:
+        ValueError: the dataset was built with ``flip=True``.
+    """
+    if getattr(dataset, "flip", False):
+        raise ValueError("the training set was built with flip=True: flips are done by the trainer "
+                         f"({config_name}.flip); build the dataset with flip=False")
+
+
+def check_batch(batch_size: int, world: int, n_items: int | None = None, steps_per_epoch: int | None = None) -> None:
+    """Checks that the batch splits over the ranks and, when given, that an epoch has a step.
+
+    Args:
+        batch_size: the global batch size (summed over ranks).
+        world: the world size.
+        n_items: the training set size (named in the message) ...
+        steps_per_epoch: ... and the steps per epoch it gives, which must be >= 1
+            (both or neither given).
+
+    Raises:
+        ValueError: ``batch_size`` is not divisible by ``world``, or exceeds ``n_items``.
+    """
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world}")
+    if steps_per_epoch is not None and steps_per_epoch < 1:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n_items} training items")
+
+
+def prepare_output(
+    out_dir: Path,
+    ckpt_path: Path,
+    csv_path: Path,
+    start: int,
+    rank: int,
+    stale: Iterable[Path] = (),
+) -> Path | None:
+    """Readies the output folder for a run starting at step ``start``, then waits for every rank.
+
+    Rank 0 creates ``out_dir``; from step 0 it deletes a stale checkpoint, loss CSV and the
+    files of ``stale``; on resume it drops the CSV rows after ``start``
+    (:func:`truncate_losses`). Every rank must call it (it ends with a :func:`barrier`).
+
+    Args:
+        out_dir: the output folder.
+        ckpt_path: the training checkpoint.
+        csv_path: the loss CSV.
+        start: the step the run starts from (0, or the step of the resumed checkpoint).
+        rank: this process's rank.
+        stale: further files to delete when starting from step 0 (iterated on rank 0 only,
+            after ``out_dir`` is created; a lazy ``Path.glob`` works).
+
+    Returns:
+        The last good checkpoint: ``ckpt_path`` when resuming, else ``None``.
+    """
+    if is_main(rank):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if start == 0:
+            for path in (ckpt_path, csv_path, *stale):
+                path.unlink(missing_ok=True)
+        else:
+            truncate_losses(csv_path, start)
+    barrier()
+    return ckpt_path if start > 0 else None
 
 
 # ----------------------------------------------------------------------------- mixed precision

@@ -43,6 +43,7 @@ from lib.train.common import (
     all_reduce_mean,
     append_losses,
     autocast,
+    check_batch,
     check_finite,
     check_finite_params,
     cleanup,
@@ -53,10 +54,12 @@ from lib.train.common import (
     barrier,
     load_model,
     load_training_checkpoint,
+    prepare_output,
     rank_seed,
     save_training_checkpoint,
     seed_everything,
-    truncate_losses,
+    set_threads,
+    wrap_ddp,
 )
 
 __all__ = [
@@ -315,10 +318,8 @@ def _train(
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {world}")
+    set_threads(cfg.threads)
+    check_batch(cfg.batch_size, world)
     ckpt_path, csv_path = out_dir / CHECKPOINT_NAME, out_dir / LOSSES_NAME
     spe, total = cfg.steps_per_epoch, cfg.total_steps
     sigma = cfg.sigma_fixed if cfg.sigma_fixed is not None else tuple(cfg.sigma_range)
@@ -346,19 +347,9 @@ def _train(
         seconds0 = float(extra.get("seconds", 0.0))
         loss_sum, loss_count = float(extra.get("loss_sum", 0.0)), int(extra.get("loss_count", 0))
         last_loss = float(extra.get("last_loss", math.nan))
-    if is_main(rank):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if start == 0:
-            for stale in (ckpt_path, csv_path):
-                stale.unlink(missing_ok=True)
-        else:
-            truncate_losses(csv_path, start)
-    barrier()
-    last_good = ckpt_path if start > 0 else None
+    last_good = prepare_output(out_dir, ckpt_path, csv_path, start, rank)
 
-    model: nn.Module = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    model = wrap_ddp(net, world, device)
     model.train()
     loader = DataLoader(
         _EpochItems(dataset),

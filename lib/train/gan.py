@@ -64,8 +64,10 @@ from lib.train.common import (
     append_losses,
     autocast,
     barrier,
+    check_batch,
     check_finite,
     check_finite_params,
+    check_unflipped,
     cleanup,
     gather_rng_states,
     grad_scaler,
@@ -74,12 +76,14 @@ from lib.train.common import (
     is_main,
     load_model,
     load_training_checkpoint,
+    prepare_output,
     rank_seed,
     read_losses,
     save_training_checkpoint,
     seed_everything,
-    truncate_losses,
+    set_threads,
     unwrap,
+    wrap_ddp,
 )
 
 __all__ = [
@@ -89,6 +93,7 @@ __all__ = [
     "generate",
     "label_colormap",
     "batch_indices",
+    "StepBatches",
     "lr_factor",
     "d_loss_terms",
     "CHECKPOINT_NAME",
@@ -286,8 +291,8 @@ def _prepare(item: Mapping[str, Any], index: int, use_edge: bool, flip: bool) ->
     return out
 
 
-class _StepBatches(Sampler):
-    """Yields this rank's ``[(epoch, index), ...]`` for steps ``start .. total - 1``."""
+class StepBatches(Sampler):
+    """Per-step batch sampler (also used by the segmenter trainer): yields this rank's ``[(epoch, index), ...]`` for steps ``start .. total - 1``."""
 
     def __init__(self, start: int, total: int, num_items: int, batch_size: int, seed: int, rank: int, world: int) -> None:
         self.start, self.total, self.n, self.batch, self.seed = start, total, num_items, batch_size, seed
@@ -536,17 +541,11 @@ def _train(
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if getattr(train_set, "flip", False):
-        raise ValueError("the training set was built with flip=True: flips are done by the trainer "
-                         "(GANTrainConfig.flip); build the dataset with flip=False")
+    set_threads(cfg.threads)
+    check_unflipped(train_set, "GANTrainConfig")
     n_items = len(train_set)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {world}")
     spe = cfg.steps_per_epoch(n_items)
-    if spe < 1:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_items} training items")
+    check_batch(cfg.batch_size, world, n_items, spe)
     total = cfg.total_steps(n_items)
     ckpt_path, csv_path, samples_dir = out_dir / CHECKPOINT_NAME, out_dir / LOSSES_NAME, out_dir / SAMPLES_DIR
 
@@ -589,32 +588,20 @@ def _train(
         sums = {k: float(v) for k, v in dict(extra.get("loss_sums", sums)).items()}
         count = int(extra.get("loss_count", 0))
         last = {k: float(v) for k, v in dict(extra.get("last_losses", last)).items()}
-    if is_main(rank):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if start == 0:
-            for stale in (ckpt_path, csv_path, *samples_dir.glob("*.png")):
-                stale.unlink(missing_ok=True)
-        else:
-            truncate_losses(csv_path, start)
-    barrier()
-    last_good = ckpt_path if start > 0 else None
+    last_good = prepare_output(out_dir, ckpt_path, csv_path, start, rank, stale=samples_dir.glob("*.png"))
 
     sample_items = []
     if is_main(rank):
         picks = sorted({int(round(x)) for x in np.linspace(0, n_items - 1, min(NUM_SAMPLE_ITEMS, n_items))})
         sample_items = [_prepare(train_set[i], i, use_edge, False) for i in picks]
 
-    g_model: nn.Module = gen
-    d_model: nn.Module = disc
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        g_model = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
-        d_model = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+    g_model = wrap_ddp(gen, world, device)
+    d_model = wrap_ddp(disc, world, device)
     gen.train()
     disc.train()
     loader = DataLoader(
         _StepItems(train_set, cfg.seed, cfg.flip, use_edge),
-        batch_sampler=_StepBatches(start, total, n_items, cfg.batch_size, cfg.seed, rank, world),
+        batch_sampler=StepBatches(start, total, n_items, cfg.batch_size, cfg.seed, rank, world),
         num_workers=cfg.workers,
         pin_memory=device.type == "cuda",
     )

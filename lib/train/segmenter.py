@@ -54,13 +54,13 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from lib.checkpoint import load_checkpoint
 from lib.config import from_dict, to_dict
@@ -69,20 +69,24 @@ from lib.train.common import (
     all_reduce_mean,
     append_losses,
     barrier,
+    check_batch,
     check_finite,
     check_finite_params,
+    check_unflipped,
     cleanup,
     gather_rng_states,
     init_distributed,
     is_distributed,
     is_main,
     load_training_checkpoint,
+    prepare_output,
     rank_seed,
     save_training_checkpoint,
     seed_everything,
-    truncate_losses,
+    set_threads,
+    wrap_ddp,
 )
-from lib.train.gan import batch_indices
+from lib.train.gan import StepBatches
 
 __all__ = [
     "SegmenterTrainConfig",
@@ -641,22 +645,6 @@ class _TrainItems(Dataset):
         return {"image": image, "target": target}
 
 
-class _StepBatches(Sampler):
-    """Yields this rank's ``[(epoch, index), ...]`` for steps ``start .. total - 1``."""
-
-    def __init__(self, start: int, total: int, num_items: int, batch_size: int, seed: int, rank: int, world: int) -> None:
-        self.start, self.total, self.n, self.batch, self.seed = start, total, num_items, batch_size, seed
-        self.rank, self.world = rank, world
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for step in range(self.start, self.total):
-            epoch, idx = batch_indices(step, self.n, self.batch, self.seed, self.rank, self.world)
-            yield [(epoch, i) for i in idx]
-
-    def __len__(self) -> int:
-        return max(0, self.total - self.start)
-
-
 def _check_resume(path: Path, stored: Mapping[str, Any], cfg: SegmenterTrainConfig) -> None:
     now = to_dict(cfg)
     diff = [k for k in RESUME_KEYS if stored.get(k) != now[k]]
@@ -728,17 +716,11 @@ def _train(
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if getattr(dataset, "flip", False):
-        raise ValueError("the training set was built with flip=True: flips are done by the trainer "
-                         "(SegmenterTrainConfig.flip); build the dataset with flip=False")
+    set_threads(cfg.threads)
+    check_unflipped(dataset, "SegmenterTrainConfig")
     n_items = len(dataset)
-    if cfg.batch_size % world:
-        raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the world size {world}")
     spe = cfg.steps_per_epoch(n_items)
-    if spe < 1:
-        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {n_items} training items")
+    check_batch(cfg.batch_size, world, n_items, spe)
     total = cfg.total_steps(n_items)
     full = cfg.epochs * spe  # the poly schedule always spans the whole run
     ckpt_path, csv_path = out_dir / CHECKPOINT_NAME, out_dir / LOSSES_NAME
@@ -770,23 +752,13 @@ def _train(
         sums = [float(v) for v in extra.get("sums", sums)]
         count = int(extra.get("count", 0))
         last = tuple(float(v) for v in extra.get("last", last))
-    if is_main(rank):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if start == 0:
-            for stale in (ckpt_path, csv_path):
-                stale.unlink(missing_ok=True)
-        else:
-            truncate_losses(csv_path, start)
-    barrier()
-    last_good = ckpt_path if start > 0 else None
+    last_good = prepare_output(out_dir, ckpt_path, csv_path, start, rank)
 
-    model: nn.Module = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    model = wrap_ddp(net, world, device)
     model.train()
     loader = DataLoader(
         items,
-        batch_sampler=_StepBatches(start, total, n_items, cfg.batch_size, cfg.seed, rank, world),
+        batch_sampler=StepBatches(start, total, n_items, cfg.batch_size, cfg.seed, rank, world),
         num_workers=cfg.workers,
         pin_memory=device.type == "cuda",
     )
