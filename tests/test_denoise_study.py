@@ -1,0 +1,175 @@
+"""The denoising study's run settings and evaluation helpers (tiny models and images)."""
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from lib import denoise_study as study
+from lib import evaluate_denoising as ev
+from lib.config import ConfigError
+from lib.denoise import noise_fn
+from lib.metrics.psnr_ssim import psnr, to_uint8
+from lib.models import build
+from lib.paths import ROOT
+from lib.stages import load_stage
+
+TINY_ASAP = {"lr_max_width": 16, "lr_depth": 1, "hr_width": 8}
+
+
+def _stage(runs: dict, common: dict | None = None) -> study.TrainDenoiserStage:
+    return study.TrainDenoiserStage(common=common or {"sigma_range": [10, 55], "batch_size": 2}, runs=runs)
+
+
+def test_default_params_build_every_run():
+    _, stage = load_stage("train_denoiser", ROOT / "params.yaml")
+    for name in stage.runs:
+        run, model_cfg, train_cfg = study.run_settings(stage, name)
+        assert train_cfg.sigma_range == (10.0, 55.0)  # blind training range of the study
+        assert model_cfg.in_channels == run.channels
+        if run.model == "asapnet_denoise":
+            # patches hold at least 8 tiles per side (shorter ones fail on full images)
+            assert train_cfg.patch_size >= 8 * model_cfg.tile_size
+
+
+def test_dvc_matrix_lists_every_run():
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    _, stage = load_stage("train_denoiser", ROOT / "params.yaml")
+    assert dvc["stages"]["train_denoiser"]["matrix"]["run"] == list(stage.runs)
+
+
+def test_run_settings_merges_common_and_variant():
+    stage = _stage({"a": {"model": "asapnet_denoise", "variant": "small_tiles", "data": "cbsd432",
+                          "model_cfg": TINY_ASAP, "train": {"patch_size": 64, "lr": 1e-4}}})
+    run, cfg, train = study.run_settings(stage, "a")
+    assert run.channels == 3 and cfg.in_channels == 3
+    assert cfg.tile_size == 8 and cfg.context == "patch3" and cfg.residual  # the variant's settings
+    assert cfg.hr_width == 8  # the override over the variant
+    assert train.batch_size == 2 and train.patch_size == 64 and train.lr == 1e-4
+
+
+@pytest.mark.parametrize(
+    "runs, name, match",
+    [
+        ({}, "missing", "no 'missing'"),
+        ({"a": {"model": "unet", "data": "train400"}}, "a", "model"),
+        ({"a": {"model": "dncnn", "data": "bsd68"}}, "a", "data"),
+        ({"a": {"model": "asapnet_denoise", "variant": "nope", "data": "train400"}}, "a", "variant"),
+        ({"a": {"model": "dncnn", "data": "train400", "model_cfg": {"depht": 3}}}, "a", "model_cfg"),
+        ({"a": {"model": "dncnn", "data": "train400", "train": {"lr": "fast"}}}, "a", "lr"),
+    ],
+)
+def test_run_settings_errors_name_the_key(runs, name, match):
+    with pytest.raises((ConfigError, ValueError), match=match):
+        study.run_settings(_stage(runs), name)
+
+
+def test_complexity_counts_dncnn_macs_in_closed_form():
+    cfg = study.run_settings(_stage({"d": {"model": "dncnn", "data": "train400", "model_cfg": {"depth": 4, "channels": 8}}}), "d")[1]
+    c = study.complexity("dncnn", cfg, 1, 16, 24)
+    # 3x3 convs: 1->8, 8->8 (x2), 8->1 per pixel
+    assert c["gmacs"] * 1e9 == pytest.approx(16 * 24 * 9 * (1 * 8 + 8 * 8 * 2 + 8 * 1))
+    assert c["params"] == sum(p.numel() for p in build("dncnn", cfg).parameters())
+
+
+def _tiny_models():
+    torch.manual_seed(0)
+    gray = build("dncnn", {"depth": 3, "channels": 4, "in_channels": 1}).eval()
+    color = study.run_settings(_stage({"c": {"model": "asapnet_denoise", "variant": "noise_level", "data": "cbsd432",
+                                              "model_cfg": TINY_ASAP}}), "c")[1]
+    return {"g": gray, "c": build("asapnet_denoise", color).eval()}
+
+
+def _images(channels: int, n: int = 2, size: int = 32):
+    rng = np.random.default_rng(0)
+    shape = (size, size) if channels == 1 else (size, size, 3)
+    return [(f"im{i}.png", rng.integers(0, 256, shape, dtype=np.uint8)) for i in range(n)]
+
+
+def test_evaluate_trained_scores_models_on_their_sets():
+    sets = {"bsd68": _images(1), "cbsd68": _images(3, 1)}
+    df = ev.evaluate_trained(_tiny_models(), sets, [25.0], seed=0, progress=False)
+    assert list(df.columns) == list(ev.PER_IMAGE_COLUMNS)
+    assert set(zip(df["model"], df["set"])) == {("g", "bsd68"), ("c", "cbsd68")}  # set12 absent: skipped
+    assert len(df) == 3
+    # the scores are the protocol's: recompute one by hand
+    name, clean = sets["bsd68"][0]
+    noisy = noise_fn(0)(clean, 25.0, name)
+    out = ev.denoise_fn(_tiny_models()["g"], 25.0)(noisy)
+    row = df[(df["model"] == "g") & (df["name"] == name)].iloc[0]
+    assert row["psnr"] == pytest.approx(psnr(clean, to_uint8(out)))
+    assert row["psnr_noisy"] == pytest.approx(psnr(clean, to_uint8(noisy)))
+
+
+def test_noise_level_input_changes_the_output():
+    model = _tiny_models()["c"]
+    noisy = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
+    assert not np.allclose(ev.denoise_fn(model, 15.0)(noisy), ev.denoise_fn(model, 50.0)(noisy))
+
+
+def _rows(model, kind, set_name, names, sigmas, psnr_of):
+    return pd.DataFrame([
+        {"set": set_name, "model": model, "kind": kind, "name": n, "sigma": s, "psnr": psnr_of(n, s), "ssim": 0.5,
+         "psnr_noisy": 20.0, "seconds": 1.0}
+        for n in names for s in sigmas
+    ])
+
+
+def test_official_rows_select_the_evaluated_images_and_check_coverage():
+    official = _rows("dncnn_b_gray", "x", "bsd68", ["a", "b", "c"], [15.0, 25.0], lambda n, s: 30.0)
+    sets = {"bsd68": [("a", None), ("b", None)]}
+    out = ev.official_rows(official, sets, [25.0])
+    assert sorted(out["name"]) == ["a", "b"] and set(out["sigma"]) == {25.0}
+    assert set(out["model"]) == {"official_dncnn_b_gray"} and set(out["kind"]) == {"official"}
+    with pytest.raises(ValueError, match="no dncnn_b_gray rows for bsd68"):
+        ev.official_rows(official, {"bsd68": [("a", None), ("z", None)]}, [25.0])
+
+
+def test_summarize_means_over_common_images():
+    names = ["a", "b", "c", "d"]
+    full = _rows("m1", "ours", "bsd68", names, [25.0], lambda n, s: float(names.index(n)))
+    part = _rows("bm3d", "classical", "bsd68", ["a"], [25.0], lambda n, s: 7.0)
+    per_image = pd.concat([full, part])
+    common = ev.summarize(per_image)
+    assert set(common["model"]) == {"m1"}  # bm3d ran on fewer images: not in the like-for-like table
+    assert common["psnr"].iloc[0] == pytest.approx(1.5) and common["n_images"].iloc[0] == 4
+    subset = ev.summarize(per_image[per_image["name"] == "a"])
+    assert dict(zip(subset["model"], subset["psnr"])) == {"m1": 0.0, "bm3d": 7.0}
+
+
+def test_best_variant_and_published_values():
+    summary = pd.DataFrame([
+        {"set": "bsd68", "model": "asap_a", "sigma": 25.0, "psnr": 25.0},
+        {"set": "bsd68", "model": "asap_b", "sigma": 25.0, "psnr": 26.0},
+        {"set": "bsd68", "model": "dn", "sigma": 25.0, "psnr": 29.0},
+    ])
+    runs = {"asap_a": study.DenoiseRun("asapnet_denoise", "train400", "plain"),
+            "asap_b": study.DenoiseRun("asapnet_denoise", "train400", "residual"),
+            "dn": study.DenoiseRun("dncnn", "train400")}
+    assert ev.best_variant(summary, runs) == "asap_b"
+    assert ev.published_psnr("bsd68", "official_dncnn_b_gray", 25) == 29.16  # DnCNN paper, Table II
+    assert ev.published_psnr("cbsd68", "bm3d", 50) == 27.38  # CBM3D, DnCNN paper
+    assert ev.published_psnr("set12", "dncnn_gray", 25) is None
+
+
+def test_time_denoisers_rows():
+    df = ev.time_denoisers({"g": _tiny_models()["g"]}, [(16, 24)], warmup=0, runs=2, progress=False)
+    row = df.iloc[0]
+    assert (row["height"], row["width"], row["runs"]) == (16, 24, 2)
+    assert row["megapixels"] == pytest.approx(16 * 24 / 1e6)
+    assert 0 < row["min_ms"] <= row["median_ms"] <= row["p90_ms"]
+
+
+def test_crops_are_centred_uint8(tmp_path):
+    clean = np.arange(40 * 50, dtype=np.int64).reshape(40, 50) % 256
+    clean = clean.astype(np.uint8)
+    out = ev.crops(clean, clean / 255.0, {"m": np.full((40, 50), 2.0)}, 10)
+    assert np.array_equal(out["clean"], clean[15:25, 20:30])
+    assert np.array_equal(out["noisy"], clean[15:25, 20:30])  # float -> clipped, rounded uint8
+    assert out["m"].dtype == np.uint8 and (out["m"] == 255).all()
+    fig = ev.crops_figure({25.0: out}, {25.0: {"m": 12.5}}, "t", tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0 and len(fig.axes) == 3
+    assert ev.denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding

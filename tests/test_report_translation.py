@@ -1,0 +1,147 @@
+"""Translation section of the report: table values, speed-ups and the data the plots draw,
+on a synthetic timing grid and evaluation file."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; notebooks keep the inline backend
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import report
+from lib.io import write_csv
+from lib.metrics.timing import GRID_COLUMNS
+
+NAN = float("nan")
+
+
+def _row(model, kind, h, w, median, *, threads_setting=0, threads=2, status="ok", predicted=NAN, params=1e6, gmacs=1.0):
+    row = {c: NAN for c in GRID_COLUMNS}
+    row.update(kind=kind, model=model, generator=model, height=h, width=w, megapixels=h * w / 1e6, device="cpu",
+               dtype="fp32", tf32="-", threads_setting=threads_setting, threads=threads, params=params, gmacs=gmacs,
+               status=status, predicted_ms=predicted, median_ms=median if status == "ok" else NAN,
+               p90_ms=median * 1.1 if status == "ok" else NAN, note="" if status == "ok" else "skipped: ...")
+    return row
+
+
+@pytest.fixture()
+def timing(tmp_path) -> pd.DataFrame:
+    rows = [
+        _row("asapnet", "paper_config", 256, 512, 1000.0, params=83e6, gmacs=45.8),
+        _row("asapnet", "paper_config", 1024, 2048, 2500.0, params=84e6, gmacs=73.4),
+        _row("pix2pixhd", "paper_config", 256, 512, 3600.0, params=183e6, gmacs=122.3),
+        _row("pix2pixhd", "paper_config", 1024, 2048, NAN, status="skipped", predicted=56000.0, params=183e6, gmacs=1957.3),
+        _row("spade", "paper_config", 256, 512, 8000.0, params=97e6, gmacs=281.3),
+        _row("spade", "paper_config", 1024, 2048, NAN, status="skipped", predicted=120000.0, params=97e6, gmacs=4500.4),
+        # one thread: a second setting
+        _row("asapnet", "paper_config", 256, 512, 2000.0, threads_setting=1, threads=1, params=83e6, gmacs=45.8),
+        _row("pix2pixhd", "paper_config", 256, 512, 8000.0, threads_setting=1, threads=1, params=183e6, gmacs=122.3),
+        # as trained (Facades 128x128)
+        _row("asapnet", "trained", 128, 128, 50.0, params=2e6, gmacs=0.5),
+        _row("pix2pixhd", "trained", 128, 128, 150.0, params=11e6, gmacs=3.0),
+    ]
+    write_csv(tmp_path / "timing.csv", pd.DataFrame(rows, columns=list(GRID_COLUMNS)))
+    return pd.read_csv(tmp_path / "timing.csv")  # as the report reads it
+
+
+@pytest.fixture()
+def eval_json() -> dict:
+    def row(model, fid, lo, hi, miou, mlo, mhi, kid=0.05, between=""):
+        return {"model": model, "n": 60, "fid": fid, "fid_boot_low": lo, "fid_boot_high": hi, "fid_boot_std": 1.0,
+                "kid": kid, "kid_std": 0.01, "miou": miou, "miou_boot_low": mlo, "miou_boot_high": mhi,
+                "miou_boot_std": 0.01, "pixel_accuracy": miou + 0.2, "mean_class_accuracy": miou + 0.1,
+                "fid_between": between, "segmenter": "unet"}
+
+    return {
+        "meta": {"scale": "default", "dataset": "facades", "test_split": "test", "size": [128, 128], "n_images": 60},
+        "rows": [
+            row("asapnet", 150.0, 155.0, 170.0, 0.20, 0.18, 0.22),
+            row("pix2pixhd", 140.0, 138.0, 160.0, 0.25, 0.23, 0.27),
+            # NaN written by lib.io.write_json as a string
+            row("real", 60.0, 62.0, 70.0, 0.40, 0.38, 0.42, kid="nan", between="real training photos vs real test photos"),
+        ],
+    }
+
+
+def test_translation_table_values(eval_json, timing):
+    t = report.translation_table(eval_json, timing)
+    assert list(t.index) == ["ASAPNet", "pix2pixHD", "SPADE", "real photos"]
+    a, p, s, r = (t.loc[i] for i in t.index)
+    assert a["params (M), paper config"] == 83.0 and a["GMAC 256x512, paper config"] == 45.8
+    assert a["params (M), as trained"] == 2.0 and a["GMAC, as trained"] == 0.5
+    # all-threads times per size; the one-thread setting does not leak in
+    assert a["time 256x512 (ms)"] == 1000.0 and a["time 1024x2048 (ms)"] == 2500.0
+    assert p["time 256x512 (ms)"] == 3600.0 and p["time 1024x2048 (ms)"] == "skipped (predicted 56 s)"
+    assert s["time 1024x2048 (ms)"] == "skipped (predicted 120 s)"
+    assert list(t.columns).index("time 256x512 (ms)") < list(t.columns).index("time 1024x2048 (ms)")
+    assert a["trained size"] == "128x128" and a["time as trained (ms)"] == 50.0 and p["time as trained (ms)"] == 150.0
+    assert a["FID [95% CI]"] == "150.0 [155.0, 170.0]" and a["KID ± std"] == "0.0500 ± 0.0100"
+    assert a["mIoU [95% CI]"] == "0.200 [0.180, 0.220]" and a["pixel accuracy"] == "0.400"
+    # SPADE: timed only
+    assert math.isnan(s["params (M), as trained"]) and s["FID [95% CI]"] == report.MISSING and s["N"] == report.MISSING
+    # real photos: real-vs-real FID (fid_between set), KID NaN -> missing, mIoU ceiling, no times
+    assert r["FID [95% CI]"] == "60.0 [62.0, 70.0]" and r["KID ± std"] == report.MISSING
+    assert r["mIoU [95% CI]"] == "0.400 [0.380, 0.420]" and r["time 256x512 (ms)"] == report.MISSING
+    assert math.isnan(r["params (M), paper config"])
+
+
+def test_real_fid_hidden_without_a_real_reference(eval_json, timing):
+    eval_json["rows"][2]["fid_between"] = ""
+    t = report.translation_table(eval_json, timing)
+    assert t.loc["real photos", "FID [95% CI]"] == report.MISSING
+    fig = report.plot_time_vs_quality(eval_json, timing)
+    assert not [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
+
+
+def test_speedup_table_arithmetic(timing):
+    t = report.speedup_table(timing)
+    assert list(t.columns) == ["256x512", "1024x2048"]
+    assert t.loc[("pix2pixhd", "cpu", 2, "-"), "256x512"] == pytest.approx(3.6)
+    assert t.loc[("spade", "cpu", 2, "-"), "256x512"] == pytest.approx(8.0)
+    assert t.loc[("pix2pixhd", "cpu", 1, "-"), "256x512"] == pytest.approx(4.0)
+    assert math.isnan(t.loc[("pix2pixhd", "cpu", 2, "-"), "1024x2048"])  # baseline skipped
+
+
+def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
+    pts = report.time_quality_points(eval_json, timing)
+    assert list(pts["model"]) == ["asapnet", "pix2pixhd"]
+    assert list(pts["time_ms"]) == [50.0, 150.0]  # trained generators at the evaluated size, all threads
+    assert list(pts["fid_low"]) == [155.0, 138.0] and list(pts["miou_high"]) == [0.22, 0.27]
+    out = tmp_path / "tq.png"
+    fig = report.plot_time_vs_quality(eval_json, timing, out)
+    assert out.stat().st_size > 0
+    fid_ax, miou_ax = fig.axes
+    points = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in fid_ax.lines if ln.get_marker() == "o"]
+    assert points == [(50.0, 150.0), (150.0, 140.0)]
+    segs = fid_ax.collections[0].get_segments()[0]  # ASAPNet's interval, even though it lies above the point
+    assert segs[:, 0].tolist() == [50.0, 50.0] and segs[:, 1].tolist() == [155.0, 170.0]
+    dashed = {ax: [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] for ax in (fid_ax, miou_ax)}
+    assert dashed[fid_ax] == [60.0] and dashed[miou_ax] == [0.40]
+    assert "facades" in fig._suptitle.get_text() and "N = 60" in fig._suptitle.get_text()
+    assert "128x128" in fig._suptitle.get_text()
+
+
+def test_runtime_vs_megapixels_lines(timing):
+    series = report.runtime_series(timing)
+    paper = series[series["series"] == "ASAPNet · paper Fig. 1 (GPU)"]
+    assert paper["ms"].tolist() == [9.0, 14.0, 35.0, 130.0]
+    assert np.allclose(paper["megapixels"], [s * s / 1e6 for s in (256, 512, 1024, 2048)])
+    official = series[series["source"] == "official code, this CPU"]
+    assert sorted(official["ms"]) == [910.0, 1990.0, 5170.0, 31500.0]
+    ours = series[series["source"] == "this run"]
+    assert len(ours) == 6  # the skipped cells are not drawn
+    fig = report.plot_runtime_vs_megapixels(timing)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    p2p = lines["pix2pixHD · cpu, 2 threads"]
+    assert p2p.get_xdata().tolist() == [256 * 512 / 1e6] and p2p.get_ydata().tolist() == [3600.0]
+    a = lines["ASAPNet · cpu, 2 threads"]
+    assert a.get_ydata().tolist() == [1000.0, 2500.0]
+    spade_paper = lines["SPADE · paper Fig. 1 (GPU)"]
+    assert spade_paper.get_ydata().tolist() == [94.0, 359.0] and spade_paper.get_linestyle() == "--"
+    assert lines["pix2pixHD · official code, this CPU (2 threads)"].get_ydata().tolist() == [1990.0, 31500.0]
