@@ -44,6 +44,7 @@ __all__ = [
     "crops_figure",
     "published_psnr",
     "with_published",
+    "grid_size_check",
     "PER_IMAGE_COLUMNS",
 ]
 
@@ -65,6 +66,8 @@ class EvaluateDenoisingConfig:
     timing_warmup: int = 1
     timing_runs: int = 5
     crop_size: int = 96  # side of the crops shown in the report
+    grid_check_sizes: tuple[int, ...] = (64, 128, 176, 0)  # crop sides for grid_size_check (0: full image)
+    grid_check_images: int = 3  # first N BSD68 images for grid_size_check
     threads: int = 0  # torch threads; 0 = torch's default
 
     def __post_init__(self) -> None:
@@ -73,6 +76,8 @@ class EvaluateDenoisingConfig:
                 raise ValueError(f"unknown test set {name!r}; known: bsd68, set12, cbsd68")
             if int(n) < 0:
                 raise ValueError(f"image count for {name} must be >= 0, got {n}")
+        if any(int(c) < 0 for c in self.grid_check_sizes) or self.grid_check_images < 0:
+            raise ValueError("grid_check_sizes must be crop sides >= 0 (0: full image) and grid_check_images >= 0")
         if self.timing_runs < 1 or self.timing_warmup < 0:
             raise ValueError("timing_runs must be >= 1 and timing_warmup >= 0")
         for hw in self.timing_sizes:
@@ -342,6 +347,30 @@ def published_psnr(set_name: str, model: str, sigma: float) -> float | None:
     paper), or None where the paper gives none (our models, Set12)."""
     key = _PUBLISHED.get((set_name, model))
     return None if key is None else dncnn.PUBLISHED[key]["psnr"].get(int(sigma))
+
+
+def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
+                    sizes: Sequence[int], sigma: float, seed: int) -> pd.DataFrame:
+    """PSNR gain over the noisy input on top-left crops of several sizes (0 = the full image).
+
+    An ASAPNet-denoise model predicts one MLP per tile from a low-res grid of tiles; this
+    shows whether what it learned on training patches (a grid of patch/k tiles) carries over
+    to other grid sizes. Each crop is noised like the protocol (same seed per image name).
+
+    Returns:
+        Rows ``model, crop, n_images, gain_db`` (mean over images of PSNR(output) - PSNR(noisy)).
+    """
+    rows = []
+    for run_name, model in models.items():
+        for size in sizes:
+            gains = []
+            for name, clean in images:
+                c = clean if not size else np.ascontiguousarray(clean[:size, :size])
+                noisy = noise_fn(seed)(c, sigma, name)
+                out = denoise_fn(model, sigma)(noisy)
+                gains.append(denoise_psnr(c, out) - denoise_psnr(c, noisy))
+            rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "gain_db": float(np.mean(gains))})
+    return pd.DataFrame(rows)
 
 
 def with_published(summary: pd.DataFrame) -> pd.DataFrame:

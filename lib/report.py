@@ -39,6 +39,7 @@ __all__ = [
     "plot_denoise_losses",
     "denoise_findings",
     "denoise_budget_caption",
+    "denoise_grid_table",
 ]
 
 SCALE_TEXT = {
@@ -644,7 +645,7 @@ def plot_denoise_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | No
 
 
 def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str = "bsd68",
-                     size: tuple[int, int] = (321, 481)) -> str:
+                     size: tuple[int, int] = (321, 481), train: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The study's answer in a few sentences, every number read from the metrics files.
 
     States the plain transfer's PSNR against the noisy input, the best ASAPNet variant, its
@@ -695,6 +696,20 @@ def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_nam
                 f"It runs a {w}x{h} image in {t[best]:.0f} ms against {t['dncnn_gray']:.0f} ms for DnCNN "
                 f"({t['dncnn_gray'] / t[best]:.1f}x faster, same CPU, batch 1, fp32)."
             )
+    grid = pd.DataFrame(eval_json.get("grid_check", []))
+    if train and not grid.empty:
+        lost = []
+        for model, g in grid.groupby("model", sort=False):
+            patch = train.get(model, {}).get("patch_size")
+            at_patch, full = g[g["crop"] == patch]["gain_db"], g[g["crop"] == 0]["gain_db"]
+            if not at_patch.empty and not full.empty and float(at_patch.iloc[0]) - float(full.iloc[0]) > 3.0:
+                lost.append(f"{model} ({float(at_patch.iloc[0]):+.1f} dB on {patch}-px crops, its training patch size, "
+                            f"{float(full.iloc[0]):+.1f} dB on full images)")
+        if lost:
+            parts.append(
+                "Some variants only work at the tile-grid size they were trained on: " + "; ".join(lost)
+                + " (grid-size check, σ=25). Their low-res stream learned the statistics of a small grid of tiles."
+            )
     return " ".join(p for p in parts if p)
 
 
@@ -715,3 +730,19 @@ def denoise_budget_caption(eval_json: Mapping[str, Any], train: Mapping[str, Map
         f"Hardware: {hw.get('device', '?')} ({hw.get('cpu_model', '')}, {hw.get('threads', '?')} threads), torch {hw.get('torch_version', '?')}, "
         f"commit {meta.get('git_revision', '?')}."
     )
+
+
+def denoise_grid_table(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """PSNR gain over the noisy input (dB) of each ASAPNet run per crop side (``grid_check``),
+    with the run's training patch side and tile size: does a run work at other grid sizes?"""
+    grid = pd.DataFrame(eval_json.get("grid_check", []))
+    if grid.empty:
+        return pd.DataFrame()
+    table = grid.pivot_table(index="model", columns="crop", values="gain_db", sort=False)
+    table.columns = [("full image" if c == 0 else f"{c}x{c} crop") for c in table.columns]
+    info = pd.DataFrame({
+        m: {"train patch": train.get(m, {}).get("patch_size"),
+            "tile": train.get(m, {}).get("model_config", {}).get("tile_size")}
+        for m in table.index
+    }).T
+    return pd.concat([info, table.round(2)], axis=1)

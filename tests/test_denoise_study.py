@@ -173,3 +173,16 @@ def test_crops_are_centred_uint8(tmp_path):
     fig = ev.crops_figure({25.0: out}, {25.0: {"m": 12.5}}, "t", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 0 and len(fig.axes) == 3
     assert ev.denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding
+
+
+def test_grid_size_check_gain_is_psnr_difference():
+    model = _tiny_models()["g"]
+    images = _images(1, n=2, size=40)
+    df = ev.grid_size_check({"g": model}, images, [16, 0], 25.0, seed=0)
+    assert list(df["crop"]) == [16, 0] and set(df["n_images"]) == {2}
+    gains = []
+    for name, clean in images:
+        c = clean[:16, :16]
+        noisy = noise_fn(0)(c, 25.0, name)
+        gains.append(ev.denoise_psnr(c, ev.denoise_fn(model, 25.0)(noisy)) - ev.denoise_psnr(c, noisy))
+    assert df.loc[df["crop"] == 16, "gain_db"].iloc[0] == pytest.approx(np.mean(gains))

@@ -75,6 +75,13 @@ def test_repro_builds_report_from_metrics(smoke_repo):
     assert "DnCNN" in html and "smoke" in html
     # a measured value from the metrics file is printed in the report
     assert f"{rows[0]['psnr']:.2f}" in html
+    # every section's metrics come from this run, at the smoke scale
+    metrics_dir = dest / "reports" / "metrics"
+    assert json.loads((metrics_dir / "translation_eval.json").read_text())["meta"]["scale"] == "smoke"
+    assert json.loads((metrics_dir / "translation_timing.json").read_text())["meta"]["scale"] == "smoke"
+    denoise = json.loads((metrics_dir / "denoise_eval.json").read_text())
+    assert denoise["meta"]["scale"] == "smoke" and denoise["summary"]
+    assert "Like for like with BM3D" in html and "Speed-up and runtime" in html
 
 
 def test_second_repro_does_nothing(smoke_repo):
@@ -92,4 +99,5 @@ def test_param_change_reruns_only_its_stages(smoke_repo):
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run([sys.executable, "-m", "dvc", "repro"], dest, env)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"dncnn_official", "report"}, out
+    # the denoising evaluation reads the official rows and the noise seed: it re-runs too
+    assert ran == {"dncnn_official", "evaluate_denoising", "report"}, out

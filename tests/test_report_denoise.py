@@ -69,3 +69,30 @@ def test_findings_quote_the_numbers():
     assert "-3.50 vs our DnCNN" in text and "-4.50 vs the official DnCNN-B" in text  # at sigma 25
     assert "50.0x faster" in text  # 2500 ms / 50 ms
     assert "does not average the noise away" not in text  # residual is 4.3 dB above the noisy input
+
+
+def test_grid_table_shows_training_patch_and_gain_per_crop():
+    ev = _eval_json()
+    ev["grid_check"] = [
+        {"model": "asapnet_plain", "crop": 64, "n_images": 3, "gain_db": 7.2},
+        {"model": "asapnet_plain", "crop": 0, "n_images": 3, "gain_db": -1.8},
+    ]
+    train = {"asapnet_plain": {"patch_size": 64, "model_config": {"tile_size": 8}}}
+    table = report.denoise_grid_table(ev, train)
+    assert table.loc["asapnet_plain", "64x64 crop"] == 7.2
+    assert table.loc["asapnet_plain", "full image"] == -1.8
+    assert table.loc["asapnet_plain", "train patch"] == 64 and table.loc["asapnet_plain", "tile"] == 8
+
+
+def test_findings_name_runs_that_only_work_at_their_training_grid():
+    ev = _eval_json()
+    ev["grid_check"] = [
+        {"model": "asapnet_residual", "crop": 64, "n_images": 3, "gain_db": 7.2},
+        {"model": "asapnet_residual", "crop": 0, "n_images": 3, "gain_db": -1.8},
+        {"model": "asapnet_plain", "crop": 64, "n_images": 3, "gain_db": 1.0},
+        {"model": "asapnet_plain", "crop": 0, "n_images": 3, "gain_db": 0.5},
+    ]
+    train = {"asapnet_residual": {"patch_size": 64}, "asapnet_plain": {"patch_size": 64}}
+    text = report.denoise_findings(ev, _timing(), train=train)
+    assert "asapnet_residual (+7.2 dB on 64-px crops" in text and "-1.8 dB on full images" in text
+    assert "asapnet_plain (" not in text  # lost only 0.5 dB
