@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import NullFormatter
 
 from lib.paths import git_revision
 
@@ -617,6 +618,7 @@ def plot_psnr_vs_time(eval_json: Mapping[str, Any], timing: pd.DataFrame, per_im
             marker = "s" if p["model"].startswith("official") else ("^" if p["model"] == "bm3d" else "o")
             ax.scatter(p["ms"], p["psnr"], color=palette[p["label"]], marker=marker, s=45, label=p["label"])
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
         ax.set_title(f"{SET_TITLES.get(set_name, set_name)}, σ={sigma:g}")
         ax.set_xlabel(f"time per {w}x{h} image (ms, log)")
         ax.set_ylabel("PSNR (dB)")
