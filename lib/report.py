@@ -535,9 +535,9 @@ def denoise_psnr_table(eval_json: Mapping[str, Any], block: str = "summary", met
 
     def cell(r) -> str:
         value = f"{r[metric]:.2f}" if metric == "psnr" else f"{r[metric]:.4f}"
-        pub = pd.to_numeric(r.get("published_psnr"), errors="coerce")  # None / "nan" where unpublished
-        if metric == "psnr" and not pd.isna(pub):
-            value += f" ({pub:.2f})"
+        pub = r.get("published_psnr")  # None / "nan" where unpublished
+        if metric == "psnr" and _finite(pub):
+            value += f" ({_num(pub):.2f})"
         return value
 
     rows["cell"] = rows.apply(cell, axis=1)
