@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.config import ConfigError, from_dict
-from lib.models.asapnet import pe_channels
+from lib.models.pixelwise import pe_channels
 from lib.models.asapnet_denoise import (
     VARIANTS,
     ASAPNetDenoiseConfig,

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from lib.models import make_config
-from lib.models.asapnet import (
-    ASAPNetGenerator,
-    TentDownsample,
+from lib.models.asapnet import ASAPNetGenerator, TentDownsample
+from lib.models.pixelwise import (
     conv3x3_onehot,
     mlp_param_count,
     onehot_to_ids,

@@ -9,11 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
+import os
+
+import torch
 from torch import nn
 
+from lib.checkpoint import load_checkpoint
 from lib.config import from_dict
 
-__all__ = ["MODELS", "build", "config_class", "model_class", "make_config"]
+__all__ = ["MODELS", "build", "config_class", "model_class", "make_config", "load_model"]
 
 # name -> (module, model class, config class)
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -60,3 +64,25 @@ def build(name: str, cfg: Mapping[str, Any] | Any | None = None) -> nn.Module:
         lib.config.ConfigError: ``cfg`` has unknown keys or wrongly typed values.
     """
     return model_class(name)(make_config(name, cfg))
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The one checkpoint loader: rebuilds the checkpoint's model from the registry (its
+    ``model`` name and ``config``), loads its weights strictly, and returns it in eval mode
+    on ``map_location``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint of this project, an unregistered model, or weights that
+            do not fit the built model (each names the file).
+    """
+    ckpt = load_checkpoint(path, map_location="cpu")
+    try:
+        model = build(ckpt["model"], ckpt["config"])
+    except KeyError as e:
+        raise ValueError(f"{path}: {e.args[0]}") from e
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit model {ckpt['model']!r}: {e}") from e
+    return model.to(map_location).eval()

@@ -44,15 +44,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib.models.asapnet import (
-    LowResStream,
-    TentDownsample,
-    mlp_channels,
-    mlp_param_count,
-    pe_channels,
-    pixelwise_mlp,
-)
-from lib.models.asapnet import positional_encoding as tile_positional_encoding
+from lib.models.asapnet import LowResStream, TentDownsample
+from lib.models.pixelwise import mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
+from lib.models.pixelwise import positional_encoding as tile_positional_encoding
 
 __all__ = [
     "ASAPNetDenoiser",

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from lib.models.asapnet import init_conv_xavier_
+from lib.models.layers import init_conv_xavier_
 
 __all__ = ["MultiscaleDiscriminator", "PatchGANConfig", "NLayerDiscriminator"]
 

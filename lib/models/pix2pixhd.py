@@ -21,7 +21,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from lib.models.asapnet import generator_input
+from lib.models.layers import generator_input
 
 __all__ = ["GlobalGenerator", "Pix2PixHDConfig", "ResnetBlock"]
 

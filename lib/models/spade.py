@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from lib.models.asapnet import generator_input, init_conv_xavier_
+from lib.models.layers import generator_input, init_conv_xavier_
 
 __all__ = ["SPADEGenerator", "SPADEConfig", "SPADE", "SPADEResnetBlock", "NUM_UPSAMPLINGS"]
 

@@ -1,0 +1,85 @@
+"""Devices: resolve a device name, synchronise it, and tell what the CPU can do fast.
+
+The one place that turns ``"auto"``/``"cpu"``/``"cuda[:i]"`` into a ``torch.device`` and that
+decides whether bf16 autocast pays off on this machine (it does on CPUs with AMX, not on
+AVX2-only CPUs; see docs/design.md#timing-protocol).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["resolve_device", "sync", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name"]
+
+
+def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """``"auto"`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; ``"cuda"``
+    -> ``cuda:<local_rank>``; a ``torch.device`` or anything else as given.
+
+    Raises:
+        ValueError: CUDA requested but not available.
+    """
+    if isinstance(name, torch.device):
+        if name.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(name)!r} requested but CUDA is not available")
+        return name
+    name = str(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        return torch.device(name if ":" in name else f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def sync(device: str | torch.device) -> None:
+    """Waits for the device's queued work (a no-op on the CPU)."""
+    dev = device if isinstance(device, torch.device) else torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None)
+        if backend is not None and hasattr(backend, "synchronize"):
+            backend.synchronize()
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags of the first processor listed in ``cpuinfo`` (empty if unreadable)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_autocast_recommended(device: str | torch.device, flags: frozenset[str] | None = None) -> bool:
+    """Whether bf16 autocast is expected to be faster than fp32 on ``device``.
+
+    CUDA: when the GPU supports bf16. CPU: only with AMX tiles (``amx_bf16``), where a DnCNN
+    training step measured about 4x faster; on AVX2-only CPUs bf16 autocast is slower than
+    fp32, and with AVX-512 BF16 alone the gain is not established, so fp32 is kept there.
+    """
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if dev.type != "cpu":
+        return False
+    flags = cpu_flags() if flags is None else flags
+    return "amx_bf16" in flags
+
+
+def autocast_dtype_name(setting: str, device: str | torch.device) -> str:
+    """Resolves a precision setting: ``"auto"`` -> ``"bf16"`` where recommended else ``"fp32"``;
+    ``"fp32"``/``"bf16"`` as given.
+
+    Raises:
+        ValueError: any other value.
+    """
+    if setting == "auto":
+        return "bf16" if bf16_autocast_recommended(device) else "fp32"
+    if setting in ("fp32", "bf16"):
+        return setting
+    raise ValueError(f"precision {setting!r} is not 'auto', 'fp32' or 'bf16'")
