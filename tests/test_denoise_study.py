@@ -8,12 +8,13 @@ import pytest
 import torch
 import yaml
 
-from lib import denoise_study as study
-from lib import evaluate_denoising as ev
 from lib.config import ConfigError
-from lib.denoise import noise_fn
+from lib.denoise import evaluate as ev
+from lib.denoise import figures, study
+from lib.denoise.protocol import denoise_psnr, noise_fn
 from lib.metrics.psnr_ssim import psnr, to_uint8
 from lib.models import build
+from lib.models.dncnn import denoise
 from lib.paths import ROOT
 from lib.stages import load_stage
 
@@ -67,9 +68,9 @@ def test_run_settings_errors_name_the_key(runs, name, match):
         study.run_settings(_stage(runs), name)
 
 
-def test_complexity_counts_dncnn_macs_in_closed_form():
-    cfg = study.run_settings(_stage({"d": {"model": "dncnn", "data": "train400", "model_cfg": {"depth": 4, "channels": 8}}}), "d")[1]
-    c = study.complexity("dncnn", cfg, 1, 16, 24)
+def test_run_cost_counts_dncnn_macs_in_closed_form():
+    run, cfg, _ = study.run_settings(_stage({"d": {"model": "dncnn", "data": "train400", "model_cfg": {"depth": 4, "channels": 8}}}), "d")
+    c = study.run_cost(run, cfg, 16, 24)
     # 3x3 convs: 1->8, 8->8 (x2), 8->1 per pixel
     assert c["gmacs"] * 1e9 == pytest.approx(16 * 24 * 9 * (1 * 8 + 8 * 8 * 2 + 8 * 1))
     assert c["params"] == sum(p.numel() for p in build("dncnn", cfg).parameters())
@@ -98,7 +99,7 @@ def test_evaluate_trained_scores_models_on_their_sets():
     # the scores are the protocol's: recompute one by hand
     name, clean = sets["bsd68"][0]
     noisy = noise_fn(0)(clean, 25.0, name)
-    out = ev.denoise_fn(_tiny_models()["g"], 25.0)(noisy)
+    out = denoise(_tiny_models()["g"], noisy, sigma=25.0)
     row = df[(df["model"] == "g") & (df["name"] == name)].iloc[0]
     assert row["psnr"] == pytest.approx(psnr(clean, to_uint8(out)))
     assert row["psnr_noisy"] == pytest.approx(psnr(clean, to_uint8(noisy)))
@@ -107,7 +108,7 @@ def test_evaluate_trained_scores_models_on_their_sets():
 def test_noise_level_input_changes_the_output():
     model = _tiny_models()["c"]
     noisy = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
-    assert not np.allclose(ev.denoise_fn(model, 15.0)(noisy), ev.denoise_fn(model, 50.0)(noisy))
+    assert not np.allclose(denoise(model, noisy, sigma=15.0), denoise(model, noisy, sigma=50.0))
 
 
 def _rows(model, kind, set_name, names, sigmas, psnr_of):
@@ -133,10 +134,10 @@ def test_summarize_means_over_common_images():
     full = _rows("m1", "ours", "bsd68", names, [25.0], lambda n, s: float(names.index(n)))
     part = _rows("bm3d", "classical", "bsd68", ["a"], [25.0], lambda n, s: 7.0)
     per_image = pd.concat([full, part])
-    common = ev.summarize(per_image)
+    common = ev.summarize_common_images(per_image)
     assert set(common["model"]) == {"m1"}  # bm3d ran on fewer images: not in the like-for-like table
     assert common["psnr"].iloc[0] == pytest.approx(1.5) and common["n_images"].iloc[0] == 4
-    subset = ev.summarize(per_image[per_image["name"] == "a"])
+    subset = ev.summarize_common_images(ev.bm3d_subset(per_image, part))
     assert dict(zip(subset["model"], subset["psnr"])) == {"m1": 0.0, "bm3d": 7.0}
 
 
@@ -150,9 +151,17 @@ def test_best_variant_and_published_values():
             "asap_b": study.DenoiseRun("asapnet_denoise", "train400", "residual"),
             "dn": study.DenoiseRun("dncnn", "train400")}
     assert ev.best_variant(summary, runs) == "asap_b"
-    assert ev.published_psnr("bsd68", "official_dncnn_b_gray", 25) == 29.16  # DnCNN paper, Table II
-    assert ev.published_psnr("cbsd68", "bm3d", 50) == 27.38  # CBM3D, DnCNN paper
-    assert ev.published_psnr("set12", "dncnn_gray", 25) is None
+
+
+def test_with_published_names_official_and_bm3d_rows_only():
+    summary = pd.DataFrame([
+        {"set": "bsd68", "model": "official_dncnn_b_gray", "kind": "official", "sigma": 25.0},
+        {"set": "cbsd68", "model": "bm3d", "kind": "classical", "sigma": 50.0},
+        {"set": "set12", "model": "official_dncnn_b_gray", "kind": "official", "sigma": 25.0},
+        {"set": "bsd68", "model": "bm3d", "kind": "ours", "sigma": 25.0},  # a run of ours that happens to be called bm3d
+    ])
+    out = ev.with_published(summary)
+    assert list(out["published_psnr"]) == [29.16, 27.38, None, None]  # DnCNN paper: Table II, CBM3D; none for Set12
 
 
 def test_time_denoisers_rows():
@@ -166,13 +175,13 @@ def test_time_denoisers_rows():
 def test_crops_are_centred_uint8(tmp_path):
     clean = np.arange(40 * 50, dtype=np.int64).reshape(40, 50) % 256
     clean = clean.astype(np.uint8)
-    out = ev.crops(clean, clean / 255.0, {"m": np.full((40, 50), 2.0)}, 10)
+    out = figures.crops(clean, clean / 255.0, {"m": np.full((40, 50), 2.0)}, 10)
     assert np.array_equal(out["clean"], clean[15:25, 20:30])
     assert np.array_equal(out["noisy"], clean[15:25, 20:30])  # float -> clipped, rounded uint8
     assert out["m"].dtype == np.uint8 and (out["m"] == 255).all()
-    fig = ev.crops_figure({25.0: out}, {25.0: {"m": 12.5}}, "t", tmp_path / "c.png")
+    fig = figures.crops_figure({25.0: out}, {25.0: {"m": 12.5}}, "t", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 0 and len(fig.axes) == 3
-    assert ev.denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding
+    assert denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding
 
 
 def test_grid_size_check_gain_is_psnr_difference():
@@ -184,5 +193,35 @@ def test_grid_size_check_gain_is_psnr_difference():
     for name, clean in images:
         c = clean[:16, :16]
         noisy = noise_fn(0)(c, 25.0, name)
-        gains.append(ev.denoise_psnr(c, ev.denoise_fn(model, 25.0)(noisy)) - ev.denoise_psnr(c, noisy))
+        gains.append(denoise_psnr(c, denoise(model, noisy, sigma=25.0)) - denoise_psnr(c, noisy))
     assert df.loc[df["crop"] == 16, "gain_db"].iloc[0] == pytest.approx(np.mean(gains))
+
+
+def test_crop_panels_score_each_denoiser_on_the_protocol_noise():
+    images = {"set12": _images(1, n=2, size=40), "bsd68": _images(1, n=1, size=40)}
+    denoisers = {"id": lambda x, s: x, "half": lambda x, s: x / 2}
+    panels, psnrs, title = figures.crop_panels(denoisers, images, [15.0, 50.0], seed=3, size=8)
+    name, clean = images["bsd68"][0]  # BSD68 is preferred
+    assert title.startswith(f"bsd68 {name}")
+    assert list(panels) == [15.0, 50.0] and list(panels[15.0]) == ["clean", "noisy", "id", "half"]
+    noisy = noise_fn(3)(clean, 50.0, name)
+    assert psnrs[50.0]["id"] == psnrs[50.0]["noisy"] == denoise_psnr(clean, noisy)
+    assert psnrs[50.0]["half"] == denoise_psnr(clean, noisy / 2)
+    assert panels[50.0]["clean"].shape == (8, 8) and panels[50.0]["half"].dtype == np.uint8
+
+
+def test_load_trained_uses_the_checkpoint_loader(tmp_path):
+    from lib.checkpoint import save_checkpoint
+    from lib.config import to_dict
+    from lib.train.denoise import CHECKPOINT_NAME
+
+    model = _tiny_models()["g"]
+    (tmp_path / "g").mkdir()
+    save_checkpoint(tmp_path / "g" / CHECKPOINT_NAME, model="dncnn", config=to_dict(model.cfg),
+                    state_dict=model.state_dict(), step=0)
+    loaded = ev.load_trained(_stage({"g": {"model": "dncnn", "data": "train400"}}), tmp_path)["g"]
+    x = np.random.default_rng(0).random((12, 12)).astype(np.float32)
+    assert not loaded.training and loaded.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(denoise(loaded, x), denoise(model, x), rtol=0, atol=1e-5)  # same weights, other layout
+    with pytest.raises(FileNotFoundError):
+        ev.load_trained(_stage({"h": {"model": "dncnn", "data": "train400"}}), tmp_path)

@@ -13,7 +13,6 @@ from lib.config import ConfigError
 from lib.models import build
 from lib.models.dncnn import (
     OFFICIAL_MODELS,
-    PUBLISHED,
     DnCNN,
     DnCNNConfig,
     denoise,
@@ -137,11 +136,22 @@ def test_denoise_numpy_roundtrip_and_errors():
         denoise(model, img[None])
 
 
-def test_published_table():
-    assert PUBLISHED["dncnn_s"]["psnr"] == {15: 31.73, 25: 29.23, 50: 26.23}
-    assert PUBLISHED["cdncnn_b"]["dataset"] == "CBSD68"
-    for entry in PUBLISHED.values():
-        assert set(entry) == {"dataset", "psnr", "source"} and set(entry["psnr"]) == {15, 25, 50}
+def test_denoise_passes_the_noise_level_when_given():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x, sigma=None):
+            seen.append(sigma)
+            return x * self.w
+
+    img = np.random.default_rng(0).random((6, 4), dtype=np.float32)
+    np.testing.assert_array_equal(denoise(Probe(), img), img)
+    denoise(Probe(), img, sigma=25)
+    assert seen[0] is None and seen[1].tolist() == [25.0] and seen[1].shape == (1,)
 
 
 # ----------------------------------------------------------------------------- file errors
@@ -166,6 +176,14 @@ def test_corrupt_and_foreign_files(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ValueError, match=r"model\.onnx.*\.mat"):
         load_official(other)
+
+
+def test_truncated_released_file_named_with_its_checksum(tmp_path):
+    """A file named like a released one must have its sha256 (lib/data/checksums/dncnn_official.sha256)."""
+    truncated = tmp_path / "GD_Gray_Blind.mat"
+    truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ValueError, match=r"GD_Gray_Blind\.mat.*sha256.*37f76da0b71dd2b2"):
+        load_official(truncated)
 
 
 def test_hdf5_without_net_is_rejected(tmp_path):

@@ -112,23 +112,53 @@ def test_missing_weights_names_the_file(tmp_path, monkeypatch):
         fid.ensure_inception_weights(tmp_path / "nope.pth")
 
 
+def _real_weights() -> Path:
+    src = Path(os.environ.get(WEIGHTS_ENV, "/nonexistent")) / fid.LOCAL_WEIGHTS_NAME
+    if not src.is_file():
+        pytest.skip(f"needs ${WEIGHTS_ENV}/{fid.LOCAL_WEIGHTS_NAME} (the weights mirror)")
+    return src
+
+
 def test_weights_linked_or_reused(tmp_path, monkeypatch):
+    real = _real_weights()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     src = tmp_path / "w.pth"
-    src.write_bytes(b"x")
+    src.symlink_to(real)
     hub = fid.ensure_inception_weights(src)
     assert hub == tmp_path / "torch" / "hub" / "checkpoints" / fid.HUB_WEIGHTS_NAME
-    assert hub.is_symlink() and hub.resolve() == src.resolve()
+    assert hub.is_symlink() and hub.resolve() == real.resolve()
     # the existing hub file wins over anything else
     assert fid.ensure_inception_weights(tmp_path / "missing.pth") == hub
     # $ASAPNET_WEIGHTS is searched for the reconstructed file
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch2"))
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    (mirror / fid.LOCAL_WEIGHTS_NAME).write_bytes(b"y")
+    (mirror / fid.LOCAL_WEIGHTS_NAME).symlink_to(real)
     monkeypatch.setenv(WEIGHTS_ENV, str(mirror))
-    assert fid.ensure_inception_weights().resolve() == (mirror / fid.LOCAL_WEIGHTS_NAME).resolve()
+    assert fid.ensure_inception_weights().resolve() == real.resolve()
+
+
+def test_corrupt_weights_named_and_dangling_link_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(fid, "raw_dir", lambda: tmp_path / "raw")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(b"\x80\x02not the weights")
+    with pytest.raises(ValueError, match="truncated.pth.*sha256.*6726825d0af5f729"):
+        fid.ensure_inception_weights(truncated)
+    hub = tmp_path / "torch" / "hub" / "checkpoints" / fid.HUB_WEIGHTS_NAME
+    assert not hub.exists() and not hub.is_symlink()  # nothing linked to a bad file
+    # a hub link whose target is gone is removed, and the message names what to provide
+    hub.parent.mkdir(parents=True)
+    hub.symlink_to(tmp_path / "moved-away.pth")
+    with pytest.raises(FileNotFoundError, match=fid.LOCAL_WEIGHTS_NAME):
+        fid.ensure_inception_weights()
+    assert not hub.is_symlink()
+    # a bad file already in the hub cache is named too
+    hub.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=str(hub)):
+        fid.ensure_inception_weights()
 
 
 # ---------------------------------------------------------------- folders

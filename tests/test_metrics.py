@@ -10,8 +10,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lib.metrics import miou, psnr_ssim, timing
-from lib.metrics.psnr_ssim import denoise_scores, evaluate_denoiser, psnr, ssim, summarize, to_uint8
+from lib.metrics import miou, timing
+from lib.metrics.psnr_ssim import denoise_scores, psnr, ssim, summarize, to_uint8
+from lib.provenance import environment_info
 
 
 # ---------------------------------------------------------------- PSNR / SSIM
@@ -83,45 +84,21 @@ def test_denoise_scores_clips_and_rounds():
     assert set(s) == {"psnr", "ssim"}
 
 
-def _noisy(clean_u8, sigma, name):
-    rng = np.random.default_rng([int(sigma), len(name)])
-    return (clean_u8 / 255.0 + sigma / 255.0 * rng.standard_normal(clean_u8.shape)).astype(np.float32)
-
-
-def test_evaluate_denoiser_and_summarize():
-    rng = np.random.default_rng(2)
-    images = [("a", rng.integers(0, 256, (24, 24), dtype=np.uint8)), ("bb", rng.integers(0, 256, (24, 20), dtype=np.uint8))]
-    df = evaluate_denoiser(lambda x: x, images, [15, 25], 0, _noisy, progress=False)
-    assert list(df.columns) == ["name", "sigma", "psnr", "ssim", "psnr_noisy", "seconds"]
-    assert len(df) == 4 and df.attrs["seed"] == 0
-    # the identity "denoiser" scores exactly like the noisy input
-    np.testing.assert_allclose(df["psnr"], df["psnr_noisy"], rtol=0, atol=1e-12)
-    assert (df["seconds"] >= 0).all()
-    row = df[(df.name == "a") & (df.sigma == 25)].iloc[0]
-    assert row.psnr == psnr(images[0][1], to_uint8(_noisy(images[0][1], 25, "a")))
-
-    # an oracle denoiser (returns the clean image) is perfect
-    perfect = evaluate_denoiser(lambda x: images[0][1] / 255.0, images[:1], [50], None, _noisy, progress=False)
-    assert perfect.psnr.iloc[0] == math.inf and perfect.ssim.iloc[0] == pytest.approx(1.0, abs=1e-12)
-
-    summ = summarize(df)
-    assert list(summ.columns) == ["sigma", "n", "psnr", "ssim", "psnr_noisy", "seconds"]
-    assert list(summ.sigma) == [15, 25] and list(summ.n) == [2, 2]
-    assert summ.psnr.iloc[1] == pytest.approx(df[df.sigma == 25].psnr.mean())
-    # more noise, lower PSNR
-    assert summ.psnr_noisy.iloc[0] > summ.psnr_noisy.iloc[1]
-
-
-def test_evaluate_denoiser_shape_error_names_image():
-    img = [("x1", np.zeros((10, 10), np.uint8))]
-    with pytest.raises(ValueError, match="x1"):
-        evaluate_denoiser(lambda x: x[:5], img, [15], 0, _noisy, progress=False)
-
-
-def test_evaluate_denoiser_accepts_torch_output():
-    img = [("t", np.full((12, 12), 128, np.uint8))]
-    df = evaluate_denoiser(lambda x: torch.from_numpy(x), img, [10], 0, _noisy, progress=False)
-    assert isinstance(df, pd.DataFrame) and np.isfinite(df.psnr.iloc[0])
+def test_summarize_means_per_group_in_order_of_appearance():
+    per_image = pd.DataFrame([
+        {"set": st, "sigma": sg, "name": n, "psnr": p, "ssim": 0.1 * p, "psnr_noisy": 20.0 - sg / 10, "seconds": 1.0 + p}
+        for st, sg, n, p in [("b", 25, "x", 1.0), ("b", 25, "y", 3.0), ("a", 15, "x", 5.0), ("b", 15, "x", 7.0)]
+    ])
+    by_sigma = summarize(per_image)
+    assert list(by_sigma.columns) == ["sigma", "n_images", "psnr", "ssim", "psnr_noisy", "seconds_per_image"]
+    assert list(by_sigma.sigma) == [25, 15] and list(by_sigma.n_images) == [2, 1]  # x counted once per group
+    assert list(by_sigma.psnr) == [2.0, 6.0] and by_sigma.seconds_per_image.iloc[0] == 3.0
+    by_set = summarize(per_image, by=("set", "sigma"))
+    assert list(zip(by_set.set, by_set.sigma, by_set.psnr)) == [("b", 25, 2.0), ("a", 15, 5.0), ("b", 15, 7.0)]
+    assert by_set.ssim.iloc[0] == pytest.approx(0.2)
+    assert summarize(per_image.iloc[:0]).empty
+    with pytest.raises(KeyError, match="seconds"):
+        summarize(per_image.drop(columns="seconds"))
 
 
 # ---------------------------------------------------------------- mIoU
@@ -198,7 +175,7 @@ def test_inference_mode_inside_fn():
 
 
 def test_environment_info():
-    info = timing.environment_info("cpu")
+    info = environment_info("cpu")
     assert info["device"] == "cpu" and info["torch_version"] == torch.__version__
     assert info["threads"] == torch.get_num_threads() and isinstance(info["threads"], int)
     for key in ("cuda_version", "cudnn_version", "tf32_matmul", "tf32_cudnn", "cpu_model", "float32_matmul_precision"):

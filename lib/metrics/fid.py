@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lib.data.fetch import CHECKSUM_DIR, read_checksums, sha256_file
 from lib.paths import WEIGHTS_ENV, raw_dir
 
 __all__ = [
@@ -79,7 +80,10 @@ def ensure_inception_weights(weights_file: str | os.PathLike | None = None) -> P
     """
     hub = _hub_weights_path()
     if hub.exists():
+        _check_weights(hub)
         return hub
+    if hub.is_symlink():  # a dangling link (its target was moved or deleted)
+        hub.unlink()
     if weights_file is not None:
         source = Path(weights_file).expanduser()
         if not source.is_file():
@@ -97,6 +101,7 @@ def ensure_inception_weights(weights_file: str | os.PathLike | None = None) -> P
                 f"(that reconstructed file, with the logits layer zeroed, gives the same pool3 "
                 f"features as the original). Looked in: {', '.join(str(c) for c in candidates)}"
             )
+    _check_weights(source)
     hub.parent.mkdir(parents=True, exist_ok=True)
     tmp = hub.with_name(f".{hub.name}.{os.getpid()}.tmp")
     if tmp.is_symlink() or tmp.exists():
@@ -104,6 +109,23 @@ def ensure_inception_weights(weights_file: str | os.PathLike | None = None) -> P
     tmp.symlink_to(source.resolve())
     os.replace(tmp, hub)  # atomic: also replaces a dangling link left at ``hub``
     return hub
+
+
+def _check_weights(path: Path) -> None:
+    """Checks a FID Inception weights file against the committed sha256 sums
+    (``lib/data/checksums/fid_inception.sha256``: the original and the fc-zeroed copy).
+
+    Raises:
+        ValueError: the file's sha256 is neither, naming the file and the expected sums.
+    """
+    expected = read_checksums(CHECKSUM_DIR / "fid_inception.sha256")
+    digest = sha256_file(path)
+    if digest not in expected.values():
+        sums = ", ".join(f"{name}: {d}" for name, d in expected.items())
+        raise ValueError(
+            f"{path}{' -> ' + str(path.resolve()) if path.is_symlink() else ''}: sha256 {digest} is not that "
+            f"of the FID Inception weights ({sums}); the file is truncated or another file: replace it"
+        )
 
 
 def inception_model(

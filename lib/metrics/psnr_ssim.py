@@ -1,4 +1,4 @@
-"""PSNR and SSIM for denoising, under one fixed protocol (DESIGN sec. 5).
+"""PSNR and SSIM of denoised images and their mean over images (docs/design.md#denoising-protocol).
 
 Protocol: the clean image is uint8; the noisy input is ``clean/255 + sigma/255 * N(0, 1)``
 (made by the data layer, NOT clipped); the denoiser's float output is clipped to [0, 1],
@@ -16,16 +16,15 @@ sigma 1.5), so our SSIM is not strictly comparable with published MATLAB values.
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["to_uint8", "psnr", "ssim", "denoise_scores", "evaluate_denoiser", "summarize"]
+__all__ = ["to_uint8", "psnr", "ssim", "denoise_scores", "summarize"]
 
-DATA_RANGE = 255  # uint8 images: MAX_I = 255 (DESIGN sec. 5)
+DATA_RANGE = 255  # uint8 images: MAX_I = 255 (docs/design.md#denoising-protocol)
 
 
 def to_uint8(x_float01: np.ndarray) -> np.ndarray:
@@ -119,100 +118,32 @@ def denoise_scores(clean_u8: np.ndarray, output_float01: np.ndarray) -> dict:
     return {"psnr": psnr(clean_u8, test_u8), "ssim": ssim(clean_u8, test_u8)}
 
 
-def _to_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def evaluate_denoiser(
-    denoise_fn: Callable[[np.ndarray], np.ndarray],
-    images: Sequence[tuple[str, np.ndarray]],
-    sigmas: Iterable[float],
-    seed: int | None,
-    noisy_fn: Callable[[np.ndarray, float, str], np.ndarray],
-    *,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Runs a denoiser over images x noise levels and scores every output.
-
-    For each (image, sigma): ``noisy = noisy_fn(clean_u8, sigma, name)`` (float32, not clipped;
-    the data layer makes it reproducible), ``out = denoise_fn(noisy)`` timed with
-    ``time.perf_counter``, then :func:`denoise_scores`. ``psnr_noisy`` is the PSNR of the
-    noisy input after :func:`to_uint8` (so clipped and rounded, like ``im2uint8`` in DnCNN's
-    test script).
+def summarize(per_image: pd.DataFrame, by: Sequence[str] = ("sigma",)) -> pd.DataFrame:
+    """Mean scores over images per group of per-image rows (the protocol's "mean over images").
 
     Args:
-        denoise_fn: noisy float32 HxW[xC] -> float array (numpy or torch) of the same shape.
-        images: ``(name, clean_u8)`` pairs.
-        sigmas: noise levels on the 0-255 scale.
-        seed: if not None, ``torch`` and ``numpy`` global RNGs are seeded with it once before
-            the loop (for stochastic denoisers); the noise itself comes from ``noisy_fn``.
-            Stored in ``df.attrs["seed"]``.
-        noisy_fn: ``(clean_u8, sigma, name) -> float32 noisy image``.
-        progress: show a tqdm bar.
+        per_image: one row per (image, ...) with columns ``name, psnr, ssim, psnr_noisy,
+            seconds`` and those of ``by``.
+        by: the grouping columns; groups keep the order in which they first appear.
 
     Returns:
-        DataFrame, one row per (image, sigma), columns
-        ``name, sigma, psnr, ssim, psnr_noisy, seconds``.
+        Columns ``*by, n_images, psnr, ssim, psnr_noisy, seconds_per_image``: ``n_images`` the
+        number of distinct image names, the others arithmetic means.
 
     Raises:
-        ValueError: an output's shape differs from its input's (names the image and sigma).
+        KeyError: ``per_image`` lacks a needed column (named).
     """
-    from tqdm import tqdm
-
-    sigmas = list(sigmas)
-    if seed is not None:
-        import torch
-
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-    rows = []
-    bar = tqdm(total=len(images) * len(sigmas), desc="denoise", disable=not progress)
-    for name, clean_u8 in images:
-        for sigma in sigmas:
-            noisy = _to_numpy(noisy_fn(clean_u8, sigma, name))
-            t0 = time.perf_counter()
-            out = _to_numpy(denoise_fn(noisy))
-            seconds = time.perf_counter() - t0
-            if out.shape != noisy.shape:
-                raise ValueError(
-                    f"denoiser output shape {out.shape} differs from input {noisy.shape} "
-                    f"(image {name}, sigma {sigma})"
-                )
-            scores = denoise_scores(clean_u8, out)
-            rows.append(
-                {
-                    "name": name,
-                    "sigma": sigma,
-                    "psnr": scores["psnr"],
-                    "ssim": scores["ssim"],
-                    "psnr_noisy": psnr(clean_u8, to_uint8(noisy)),
-                    "seconds": seconds,
-                }
-            )
-            bar.update(1)
-    bar.close()
-    df = pd.DataFrame(rows, columns=["name", "sigma", "psnr", "ssim", "psnr_noisy", "seconds"])
-    df.attrs["seed"] = seed
-    return df
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Means per noise level of the table from :func:`evaluate_denoiser`.
-
-    Args:
-        df: columns ``name, sigma, psnr, ssim, psnr_noisy, seconds``.
-
-    Returns:
-        DataFrame with columns ``sigma, n, psnr, ssim, psnr_noisy, seconds``, one row per sigma
-        (ascending); ``n`` is the number of images; the others are arithmetic means.
-    """
-    cols = ["psnr", "ssim", "psnr_noisy", "seconds"]
-    missing = [c for c in ["sigma", *cols] if c not in df.columns]
+    scores = ["psnr", "ssim", "psnr_noisy", "seconds"]
+    cols = [*by, "n_images", "psnr", "ssim", "psnr_noisy", "seconds_per_image"]
+    missing = [c for c in [*by, "name", *scores] if c not in per_image.columns]
     if missing:
         raise KeyError(f"summarize: missing columns {missing}")
-    g = df.groupby("sigma", sort=True)
-    out = g[cols].mean()
-    out.insert(0, "n", g.size())
-    return out.reset_index()
+    if per_image.empty:
+        return pd.DataFrame(columns=cols)
+    out = (
+        per_image.groupby(list(by), sort=False)
+        .agg(n_images=("name", "nunique"), psnr=("psnr", "mean"), ssim=("ssim", "mean"),
+             psnr_noisy=("psnr_noisy", "mean"), seconds_per_image=("seconds", "mean"))
+        .reset_index()
+    )
+    return out[cols]

@@ -29,7 +29,6 @@ __all__ = [
     "official_path",
     "denoise",
     "OFFICIAL_MODELS",
-    "PUBLISHED",
 ]
 
 KERNEL = 3  # sec. III-A: every conv is 3x3
@@ -44,36 +43,6 @@ OFFICIAL_MODELS: dict[str, str] = {
     "dncnn_b_gray": "dncnn/cszn_DnCNN/model/GD_Gray_Blind.mat",  # DnCNN-B, sigma in [0, 55], depth 20
     "cdncnn_b_color": "dncnn/cszn_DnCNN/model/GD_Color_Blind.mat",  # CDnCNN-B, RGB, depth 20
     "kair_dncnn_25": "dncnn/KAIR/model_zoo/dncnn_25.pth",  # KAIR conversion of sigma=25.mat
-}
-
-# Published average PSNR (dB) by noise level sigma (on the 0..255 scale).
-_PAPER = "Zhang et al., IEEE TIP 2017 (DnCNN)"
-PUBLISHED: dict[str, dict] = {
-    "dncnn_s": {
-        "dataset": "BSD68",
-        "psnr": {15: 31.73, 25: 29.23, 50: 26.23},
-        "source": f"{_PAPER}, Table II (BSD68, gray)",
-    },
-    "dncnn_b": {
-        "dataset": "BSD68",
-        "psnr": {15: 31.61, 25: 29.16, 50: 26.23},
-        "source": f"{_PAPER}, Table II (BSD68, gray)",
-    },
-    "bm3d": {
-        "dataset": "BSD68",
-        "psnr": {15: 31.07, 25: 28.57, 50: 25.62},
-        "source": f"{_PAPER}, Table II (BSD68, gray)",
-    },
-    "cdncnn_b": {
-        "dataset": "CBSD68",
-        "psnr": {15: 33.89, 25: 31.23, 50: 27.92},
-        "source": f"{_PAPER}, color denoising table (CBSD68)",
-    },
-    "cbm3d": {
-        "dataset": "CBSD68",
-        "psnr": {15: 33.52, 25: 30.71, 50: 27.38},
-        "source": f"{_PAPER}, color denoising table (CBSD68)",
-    },
 }
 
 
@@ -315,6 +284,29 @@ def load_kair(path: str | os.PathLike) -> tuple[DnCNNConfig, dict[str, Tensor]]:
     return _config_and_state(path, convs)
 
 
+def check_official_checksum(path: str | os.PathLike) -> None:
+    """Checks a released DnCNN weight file against ``lib/data/checksums/dncnn_official.sha256``
+    when its name is one of the released files (other files, e.g. one's own, are not checked).
+
+    Raises:
+        ValueError: the sha256 differs, naming the file and the expected sum.
+    """
+    from lib.data.fetch import CHECKSUM_DIR, read_checksums, sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    expected = {rel: d for rel, d in read_checksums(CHECKSUM_DIR / "dncnn_official.sha256").items()
+                if Path(rel).name == path.name}
+    if len(expected) != 1:
+        return
+    (rel, digest), = expected.items()
+    actual = sha256_file(path)
+    if actual != digest:
+        raise ValueError(f"{path}: sha256 {actual} is not that of the released {rel} ({digest}); "
+                         f"the file is truncated or another file: fetch it again")
+
+
 def load_official(path: str | os.PathLike) -> DnCNN:
     """Builds a DnCNN (eval mode, CPU) from an official ``.mat`` or KAIR ``.pth`` file.
 
@@ -330,6 +322,7 @@ def load_official(path: str | os.PathLike) -> DnCNN:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    check_official_checksum(path)
     if suffix == ".mat":
         cfg, state = load_matconvnet(path)
     elif suffix in (".pth", ".pt"):
@@ -367,13 +360,16 @@ def official_path(name: str, root: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def denoise(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
-    """Denoises one image with ``model`` (numpy in, numpy out) under ``torch.inference_mode``.
+def denoise(model: nn.Module, noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Denoises one image with any denoiser (numpy in, numpy out) under ``torch.inference_mode``.
 
     Args:
-        model: a denoiser taking (B, C, H, W) in [0, 1]; run on its own device and in the
-            mode it is in (call ``.eval()`` first for BN models).
+        model: a denoiser taking (B, C, H, W) in [0, 1] (and ``sigma=`` when given); run on its
+            own device, in its memory layout (channels-last models get a channels-last input)
+            and in the mode it is in (call ``.eval()`` first for BN models).
         noisy: float (H, W) gray or (H, W, C) color image in [0, 1] plus noise, not clipped.
+        sigma: the noise level (0..255), passed as ``model(x, sigma=(1,) tensor)``; None calls
+            ``model(x)``. Blind models (DnCNN) ignore it.
 
     Returns:
         float32 array of the same shape, not clipped.
@@ -393,6 +389,9 @@ def denoise(model: nn.Module, noisy: np.ndarray) -> np.ndarray:
     if param is not None and param.ndim == 4 and param.is_contiguous(memory_format=torch.channels_last):
         x = x.contiguous(memory_format=torch.channels_last)  # match a channels-last model (faster convs on CPU)
     with torch.inference_mode():
-        y = model(x)  # (1, C, H, W)
+        if sigma is None:
+            y = model(x)  # (1, C, H, W)
+        else:
+            y = model(x, sigma=torch.full((1,), float(sigma), device=device))  # (1, C, H, W)
     y = y[0, 0] if noisy.ndim == 2 else y[0].permute(1, 2, 0)  # (H, W) or (H, W, C)
     return y.float().cpu().numpy()

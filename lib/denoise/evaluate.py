@@ -1,32 +1,32 @@
 """Evaluation of the denoising study: our runs, BM3D and the official DnCNN on the same images.
 
 The ``evaluate_denoising`` stage scores every trained run of ``train_denoiser``
-(:mod:`lib.denoise_study`), BM3D / CBM3D (on the first images of a set: it takes about 17 s
+(:mod:`lib.denoise.study`), BM3D / CBM3D (on the first images of a set: it takes about 17 s
 per gray and 60 s per color 481x321 image on 2 CPU cores) and the official DnCNN weights
 (their per-image scores from the ``dncnn_official`` stage: the test noise is fixed by
 ``dncnn_official.seed``, the image name and sigma, so those rows are the same images under
-the same noise) under the DnCNN protocol (:data:`lib.denoise.PROTOCOL`), and times the
+the same noise) under the DnCNN protocol (:mod:`lib.denoise.protocol`), and times the
 models' forward pass (:func:`lib.metrics.timing.time_forward`).
 
-Per-image rows share the columns :data:`PER_IMAGE_COLUMNS`; :func:`summarize` averages them
-per (set, model, sigma) over the images every model of that set was run on.
+Per-image rows share the columns :data:`PER_IMAGE_COLUMNS`; :func:`summarize_common_images`
+averages them per (set, model, sigma) over the images every model of that set was run on.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from lib.data import denoise as dn_data
-from lib.denoise import load_test_set, noise_fn
-from lib.denoise_study import TEST_SETS_FOR, DenoiseRun, TrainDenoiserStage
-from lib.metrics.psnr_ssim import evaluate_denoiser
+from lib.denoise.protocol import denoise_psnr, evaluate_denoiser, load_test_set, noise_fn, published_psnr, summarize
+from lib.denoise.study import TEST_SETS_FOR, DenoiseRun, TrainDenoiserStage
 from lib.metrics.timing import time_forward
-from lib.models import dncnn
+from lib.models import dncnn, load_model
+from lib.train.denoise import CHECKPOINT_NAME
 
 __all__ = [
     "EvaluateDenoisingConfig",
@@ -35,20 +35,20 @@ __all__ = [
     "evaluate_trained",
     "official_rows",
     "evaluate_bm3d",
-    "summarize",
+    "bm3d_subset",
+    "images_by_set",
+    "summarize_common_images",
+    "with_published",
     "time_denoisers",
     "best_variant",
-    "denoise_fn",
-    "denoise_psnr",
-    "crops",
-    "crops_figure",
-    "published_psnr",
-    "with_published",
     "grid_size_check",
+    "in_channels",
     "PER_IMAGE_COLUMNS",
+    "OFFICIAL_PREFIX",
 ]
 
 PER_IMAGE_COLUMNS = ("set", "model", "kind", "name", "sigma", "psnr", "ssim", "psnr_noisy", "seconds")
+OFFICIAL_PREFIX = "official_"  # per-image rows of an official model are named official_<model key>
 
 
 @dataclass(frozen=True)
@@ -85,29 +85,48 @@ class EvaluateDenoisingConfig:
                 raise ValueError(f"timing_sizes entries must be [H, W] with H, W >= 16, got {list(hw)}")
 
 
-
-
-def denoise_fn(model: torch.nn.Module, sigma: float) -> Callable[[np.ndarray], np.ndarray]:
-    """numpy (H, W[, C]) noisy -> numpy denoised, with the noise level passed to the model."""
-    param = next(model.parameters())
-
-    def fn(noisy: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).to(param.device)
-        x = x[None, None] if noisy.ndim == 2 else x.permute(2, 0, 1)[None]  # (1, C, H, W)
-        if param.ndim == 4 and param.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)  # a channels-last model (see load_trained)
-        with torch.inference_mode():
-            y = model(x, sigma=torch.full((1,), float(sigma), device=param.device))  # (1, C, H, W)
-        y = y[0, 0] if noisy.ndim == 2 else y[0].permute(1, 2, 0)  # (H, W) or (H, W, C)
-        return y.float().cpu().numpy()
-
-    return fn
-
-
 def load_test_sets(cfg: EvaluateDenoisingConfig, raw_dir: str | Path, crop: int = 0) -> dict[str, list]:
     """set name -> ``(name, clean uint8)`` images: the first ``cfg.sets[set]`` (0: all), centre
     crops of ``crop`` pixels when > 0 (the ``dncnn_official`` crop)."""
     return {name: load_test_set(name, Path(raw_dir), int(n), crop) for name, n in cfg.sets.items()}
+
+
+def load_trained(stage: TrainDenoiserStage, models_dir: str | Path, names: Sequence[str] | None = None) -> dict[str, torch.nn.Module]:
+    """The trained denoisers (eval mode, CPU) from ``models_dir/<run>/checkpoint.pt``
+    (:func:`lib.models.load_model`).
+
+    DnCNN models are put in the channels-last layout (same numbers, about 20% faster
+    convolutions on the CPU).
+
+    Raises:
+        FileNotFoundError: a run has no checkpoint (names the file).
+    """
+    models = {}
+    for name in names or list(stage.runs):
+        model = load_model(Path(models_dir) / name / CHECKPOINT_NAME)
+        if isinstance(model, dncnn.DnCNN):
+            model = model.to(memory_format=torch.channels_last)
+        models[name] = model
+    return models
+
+
+def in_channels(model: torch.nn.Module) -> int:
+    """Image channels of a trained denoiser (``model.cfg.in_channels``: 1 gray, 3 color).
+
+    Raises:
+        ValueError: the model has no such config value, or one without test sets.
+    """
+    cfg = getattr(model, "cfg", None)
+    channels = getattr(cfg, "in_channels", None)
+    if channels not in TEST_SETS_FOR:
+        raise ValueError(f"cannot tell the image channels of {type(model).__name__} (cfg.in_channels={channels})")
+    return int(channels)
+
+
+def _per_image(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=list(PER_IMAGE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
 
 
 def evaluate_trained(
@@ -133,38 +152,16 @@ def evaluate_trained(
     """
     frames = []
     for run_name, model in models.items():
-        channels = _in_channels(model)
-        for set_name in TEST_SETS_FOR[channels]:
+        for set_name in TEST_SETS_FOR[in_channels(model)]:
             if set_name not in test_sets:
                 continue
             if progress:
                 print(f"{run_name} on {set_name}", flush=True)
             for sigma in sigmas:
-                df = evaluate_denoiser(denoise_fn(model, sigma), test_sets[set_name], [sigma], seed,
-                                       noise_fn(seed), progress=progress)
+                df = evaluate_denoiser(lambda noisy, s=sigma: dncnn.denoise(model, noisy, sigma=s), test_sets[set_name],
+                                       [sigma], seed, noise_fn(seed), progress=progress)
                 frames.append(df.assign(set=set_name, model=run_name, kind="ours"))
     return _per_image(frames)
-
-
-def denoise_psnr(clean_u8: np.ndarray, output: np.ndarray) -> float:
-    """PSNR (dB) of a float output in [0, 1] after the protocol's clip and uint8 rounding."""
-    from lib.metrics.psnr_ssim import psnr, to_uint8
-
-    return psnr(clean_u8, to_uint8(np.asarray(output)))
-
-
-def _in_channels(model: torch.nn.Module) -> int:
-    cfg = getattr(model, "cfg", None)
-    channels = getattr(cfg, "in_channels", None)
-    if channels not in TEST_SETS_FOR:
-        raise ValueError(f"cannot tell the image channels of {type(model).__name__} (cfg.in_channels={channels})")
-    return int(channels)
-
-
-def _per_image(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    if not frames:
-        return pd.DataFrame(columns=list(PER_IMAGE_COLUMNS))
-    return pd.concat(frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
 
 
 def official_rows(official_per_image: pd.DataFrame, test_sets: Mapping[str, Sequence[tuple[str, Any]]],
@@ -197,7 +194,7 @@ def official_rows(official_per_image: pd.DataFrame, test_sets: Mapping[str, Sequ
                     "run both stages with the same params"
                 )
             keep = g[g["name"].isin(names)]
-            frames.append(keep.assign(model=f"official_{model_key}", kind="official"))
+            frames.append(keep.assign(model=f"{OFFICIAL_PREFIX}{model_key}", kind="official"))
     return _per_image(frames)
 
 
@@ -222,37 +219,49 @@ def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], cou
     return _per_image(frames)
 
 
-def summarize(per_image: pd.DataFrame, common_images: bool = True) -> pd.DataFrame:
-    """Mean PSNR / SSIM per (set, model, sigma).
+def bm3d_subset(per_image: pd.DataFrame, bm3d: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``per_image`` on the (set, image) pairs BM3D ran on: the like-for-like table."""
+    names = set(zip(bm3d["set"], bm3d["name"]))
+    return per_image[[(s, n) in names for s, n in zip(per_image["set"], per_image["name"])]]
+
+
+def images_by_set(per_image: pd.DataFrame) -> dict[str, list[str]]:
+    """set -> sorted distinct image names of per-image rows (sets in order of appearance)."""
+    return {s: sorted(set(g["name"])) for s, g in per_image.groupby("set", sort=False)}
+
+
+def summarize_common_images(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR / SSIM per (set, model, sigma) over the images *every* model of that set was
+    run on at that sigma, so that the rows compare like with like: a model run on fewer images
+    (BM3D) is left out of its set's table unless every model has those images.
 
     Args:
         per_image: rows with :data:`PER_IMAGE_COLUMNS`.
-        common_images: if True, each set's means are over the images that *every* model of
-            that set was run on at that sigma (so the rows compare like with like); models run
-            on fewer images (BM3D) are then left out of the set's table unless every model
-            has those images.
 
     Returns:
-        Columns ``set, model, kind, sigma, n_images, psnr, ssim, psnr_noisy, seconds_per_image``.
+        Columns ``set, model, kind, sigma, n_images, psnr, ssim, psnr_noisy, seconds_per_image``
+        (:func:`lib.metrics.psnr_ssim.summarize`).
     """
-    cols = ["set", "model", "kind", "sigma", "n_images", "psnr", "ssim", "psnr_noisy", "seconds_per_image"]
+    by = ("set", "model", "kind", "sigma")
     if per_image.empty:
-        return pd.DataFrame(columns=cols)
+        return summarize(per_image, by=by)
     frames = []
-    for (set_name, sigma), g in per_image.groupby(["set", "sigma"], sort=False):
-        if common_images:
-            counts = g.groupby("model")["name"].nunique()
-            full = counts[counts == counts.max()].index
-            g = g[g["model"].isin(full)]
-        frames.append(g)
-    df = pd.concat(frames)
-    out = (
-        df.groupby(["set", "model", "kind", "sigma"], sort=False)
-        .agg(n_images=("name", "nunique"), psnr=("psnr", "mean"), ssim=("ssim", "mean"),
-             psnr_noisy=("psnr_noisy", "mean"), seconds_per_image=("seconds", "mean"))
-        .reset_index()
-    )
-    return out[cols]
+    for _, g in per_image.groupby(["set", "sigma"], sort=False):
+        counts = g.groupby("model")["name"].nunique()
+        full = counts[counts == counts.max()].index
+        frames.append(g[g["model"].isin(full)])
+    return summarize(pd.concat(frames), by=by)
+
+
+def with_published(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with a ``published_psnr`` column: the DnCNN paper's value on the whole set
+    for the official models and BM3D (:func:`lib.denoise.protocol.published_psnr`), None for
+    our runs and where the paper gives none."""
+    values = [
+        None if kind == "ours" else published_psnr(s, m.removeprefix(OFFICIAL_PREFIX), sg)
+        for s, m, kind, sg in zip(summary["set"], summary["model"], summary["kind"], summary["sigma"])
+    ]
+    return summary.assign(published_psnr=pd.Series(values, index=summary.index, dtype=object))
 
 
 def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequence[int]], *, warmup: int = 1,
@@ -273,7 +282,7 @@ def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequen
     for run_name, model, (h, w) in tqdm(cells, desc="timing", disable=not progress):
         param = next(model.parameters())
         gen = torch.Generator().manual_seed(0)
-        x = torch.rand(1, _in_channels(model), int(h), int(w), generator=gen).to(param.device)
+        x = torch.rand(1, in_channels(model), int(h), int(w), generator=gen).to(param.device)
         sigma = torch.full((1,), 25.0, device=param.device)
         t = time_forward(lambda: model(x, sigma=sigma), device=param.device, warmup=warmup, runs=runs)
         rows.append({"model": run_name, "height": int(h), "width": int(w), "megapixels": h * w / 1e6,
@@ -290,63 +299,6 @@ def best_variant(summary: pd.DataFrame, runs: Mapping[str, DenoiseRun], set_name
     if rows.empty:
         return None
     return str(rows.sort_values("psnr", ascending=False)["model"].iloc[0])
-
-
-def crops(clean_u8: np.ndarray, noisy: np.ndarray, outputs: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Centre crops of the clean image, the noisy input and each output, as uint8.
-
-    Returns:
-        ``{"clean": ..., "noisy": ..., **outputs}`` cropped to ``size`` x ``size`` (or the
-        image when smaller), outputs clipped to [0, 1] and rounded like the protocol.
-    """
-    from lib.metrics.psnr_ssim import to_uint8
-
-    h, w = clean_u8.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-
-    def cut(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a[top : top + size, left : left + size])
-
-    out = {"clean": cut(clean_u8), "noisy": cut(to_uint8(noisy))}
-    out.update({k: cut(to_uint8(v)) for k, v in outputs.items()})
-    return out
-
-
-def load_trained(stage: TrainDenoiserStage, models_dir: str | Path, names: Sequence[str] | None = None) -> dict[str, torch.nn.Module]:
-    """The trained denoisers (eval mode, CPU) from ``models_dir/<run>/checkpoint.pt``.
-
-    DnCNN models are put in the channels-last layout (same numbers, about 20% faster
-    convolutions on the CPU).
-
-    Raises:
-        FileNotFoundError: a run has no checkpoint (names the file).
-    """
-    from lib.train.denoise import CHECKPOINT_NAME, load_denoiser
-
-    models = {}
-    for name in names or list(stage.runs):
-        model = load_denoiser(Path(models_dir) / name / CHECKPOINT_NAME)
-        if isinstance(model, dncnn.DnCNN):
-            model = model.to(memory_format=torch.channels_last)
-        models[name] = model
-    return models
-
-
-# (set, model of the per-image rows) -> key of lib.models.dncnn.PUBLISHED
-_PUBLISHED = {
-    ("bsd68", "official_dncnn_s"): "dncnn_s",
-    ("bsd68", "official_dncnn_b_gray"): "dncnn_b",
-    ("cbsd68", "official_cdncnn_b_color"): "cdncnn_b",
-    ("bsd68", "bm3d"): "bm3d",
-    ("cbsd68", "bm3d"): "cbm3d",
-}
-
-
-def published_psnr(set_name: str, model: str, sigma: float) -> float | None:
-    """The published mean PSNR of ``model`` on the *whole* ``set_name`` at ``sigma`` (DnCNN
-    paper), or None where the paper gives none (our models, Set12)."""
-    key = _PUBLISHED.get((set_name, model))
-    return None if key is None else dncnn.PUBLISHED[key]["psnr"].get(int(sigma))
 
 
 def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
@@ -367,54 +319,7 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
             for name, clean in images:
                 c = clean if not size else np.ascontiguousarray(clean[:size, :size])
                 noisy = noise_fn(seed)(c, sigma, name)
-                out = denoise_fn(model, sigma)(noisy)
+                out = dncnn.denoise(model, noisy, sigma=sigma)
                 gains.append(denoise_psnr(c, out) - denoise_psnr(c, noisy))
             rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "gain_db": float(np.mean(gains))})
     return pd.DataFrame(rows)
-
-
-def with_published(summary: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with a ``published_psnr`` column (:func:`published_psnr`; None where none)."""
-    values = [published_psnr(s, m, sg) for s, m, sg in zip(summary["set"], summary["model"], summary["sigma"])]
-    return summary.assign(published_psnr=pd.Series(values, index=summary.index, dtype=object))
-
-
-def crops_figure(panels: Mapping[float, Mapping[str, np.ndarray]], psnrs: Mapping[float, Mapping[str, float]],
-                 title: str, out: str | Path | None = None):
-    """A grid of crops: one row per sigma, one column per image (clean, noisy, outputs).
-
-    Args:
-        panels: sigma -> label -> uint8 crop (:func:`crops`).
-        psnrs: sigma -> label -> full-image PSNR shown under the crop (missing: none shown).
-        title: figure title (image name, crop position).
-        out: write the figure there (PNG, atomically) when given.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    from lib.io import atomic_path
-
-    sigmas = list(panels)
-    labels = list(panels[sigmas[0]])
-    fig, axes = plt.subplots(len(sigmas), len(labels), figsize=(2.1 * len(labels), 2.3 * len(sigmas)), squeeze=False)
-    for i, sigma in enumerate(sigmas):
-        for j, label in enumerate(labels):
-            ax = axes[i, j]
-            img = panels[sigma][label]
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            value = psnrs.get(sigma, {}).get(label)
-            ax.set_xlabel(f"{value:.2f} dB" if value is not None else "", fontsize=8)
-            if i == 0:
-                ax.set_title(label, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"sigma {sigma:g}", fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    if out is not None:
-        with atomic_path(Path(out)) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    return fig

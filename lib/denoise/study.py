@@ -1,11 +1,11 @@
 """The denoising study's training runs: our DnCNN and the ASAPNet-denoise ablation rows.
 
-Does the ASAPNet idea give a fast denoiser, and what must change (DESIGN sec. 6)? The
+Does the ASAPNet idea give a fast denoiser, and what must change (docs/design.md#models)? The
 ``train_denoiser`` stage trains one run per entry of ``params.yaml: train_denoiser.runs``
 (:class:`DenoiseRun`): our DnCNN, gray and color, and each ASAPNet-denoise ablation row
 (:data:`lib.models.asapnet_denoise.VARIANTS`), all with the DnCNN recipe of
 :mod:`lib.train.denoise` (blind, sigma uniform in the configured range, fresh noise per
-patch, dihedral augmentation, Adam with a step schedule). :mod:`lib.evaluate_denoising`
+patch, dihedral augmentation, Adam with a step schedule). :mod:`lib.denoise.evaluate`
 scores them.
 """
 from __future__ import annotations
@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from lib.config import ConfigError, from_dict
+from lib.config import ConfigError, deep_merge, from_dict
 from lib.data import denoise as dn_data
-from lib.models import build, make_config
+from lib.models import make_config
 from lib.models.asapnet_denoise import VARIANTS, variant_config
+from lib.models.complexity import complexity
+from lib.train.denoise import DenoiseTrainConfig
 
 __all__ = [
     "DenoiseRun",
@@ -30,7 +31,7 @@ __all__ = [
     "run_settings",
     "run_table",
     "training_images",
-    "complexity",
+    "run_cost",
     "TRAIN_SETS",
     "TEST_SETS_FOR",
     "VARIANT_CHANGES",
@@ -107,9 +108,6 @@ def run_settings(stage: TrainDenoiserStage, name: str) -> tuple[DenoiseRun, Any,
     Raises:
         ConfigError: no such run (lists the known ones) or a bad key (named).
     """
-    from lib.config import deep_merge
-    from lib.train.denoise import DenoiseTrainConfig
-
     if name not in stage.runs:
         raise ConfigError(f"train_denoiser.runs has no {name!r}; known: {', '.join(stage.runs)}")
     where = f"train_denoiser.runs.{name}"
@@ -130,23 +128,14 @@ def training_images(run: DenoiseRun, raw_dir: str | Path) -> list[tuple[str, np.
     return dn_data.load_named_set(Path(raw_dir), run.data)
 
 
-def complexity(model_name: str, cfg: Any, channels: int, height: int, width: int) -> dict:
-    """Parameters and multiply-accumulates of one forward pass on a 1 x C x H x W image.
-
-    MACs = FLOPs / 2 as counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions
-    and matrix products; element-wise operations are not counted), on the meta device.
+def run_cost(run: DenoiseRun, model_cfg: Any, height: int = 321, width: int = 481) -> dict:
+    """Parameters and multiply-accumulates of one forward pass of ``run``'s model on a
+    1 x C x ``height`` x ``width`` image at sigma 25 (:func:`lib.models.complexity.complexity`).
 
     Returns:
         ``dict(params=int, gmacs=float)``.
     """
-    with torch.device("meta"):
-        model = build(model_name, cfg).eval()
-        x = torch.empty(1, channels, height, width)
-        sigma = torch.full((1,), 25.0)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(x, sigma=sigma)
-    return dict(params=int(sum(p.numel() for p in model.parameters())), gmacs=counter.get_total_flops() / 2 / 1e9)
+    return complexity(run.model, model_cfg, [(1, run.channels, height, width)], sigma=torch.full((1,), 25.0))
 
 
 def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) -> pd.DataFrame:
@@ -154,7 +143,7 @@ def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) ->
     rows = []
     for name in stage.runs:
         run, model_cfg, _ = run_settings(stage, name)
-        c = complexity(run.model, model_cfg, run.channels, height, width)
+        c = run_cost(run, model_cfg, height, width)
         rows.append({
             "run": name,
             "label": run.label or name,
@@ -166,6 +155,3 @@ def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) ->
             "gmacs": c["gmacs"],
         })
     return pd.DataFrame(rows)
-
-
-
