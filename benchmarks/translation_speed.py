@@ -6,7 +6,7 @@ Usage::
     python benchmarks/translation_speed.py --device cuda --dtype fp32,bf16 \\
         --sizes 256x256,512x512,1024x1024,2048x2048 --models asapnet,asapnet-reference,pix2pixhd,spade
 
-Protocol (lib/metrics/timing.py, DESIGN sec. 5): batch 1, random weights, a random label map
+Protocol (lib/metrics/timing.py, docs/design.md#timing-protocol): batch 1, random weights, a random label map
 with regions (``example_label_ids``), inputs already on the device, eval mode,
 ``torch.inference_mode()``. At each size every model is warmed up, then the timed runs are
 interleaved (one run of each model in turn, ``--runs`` rounds), so load from other processes
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -37,22 +36,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lib.device import sync as _sync  # noqa: E402
 from lib.io import write_csv, write_json, write_text  # noqa: E402
-from lib.metrics.timing import (  # noqa: E402
+from lib.metrics.timing import peak_memory, time_forward  # noqa: E402
+from lib.models.complexity import count_macs  # noqa: E402
+from lib.provenance import environment_info  # noqa: E402
+from lib.translation.workload import (  # noqa: E402
     DTYPES,
-    _macs_on_meta,
-    _sync,
     build_timing_model,
-    count_macs,
-    environment_info,
     example_inputs,
     example_label_ids,
-    peak_memory,
-    time_forward,
     timing_config,
 )
+from lib.translation.workload import meta_macs as _macs_on_meta  # noqa: E402
 
-# Paper Fig. 1 (GPU, digitised; DESIGN sec. 5): milliseconds at square sizes.
+# Paper Fig. 1 (GPU, digitised; docs/design.md#timing-protocol): milliseconds at square sizes.
 PAPER_FIG1_MS = {
     ("asapnet", 256): 9, ("asapnet", 512): 14, ("asapnet", 1024): 35, ("asapnet", 2048): 130,
     ("pix2pixhd", 256): 20, ("pix2pixhd", 512): 61, ("pix2pixhd", 1024): 166, ("pix2pixhd", 2048): 682,

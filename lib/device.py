@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "sync", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name"]
+__all__ = ["resolve_device", "sync", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "cpu_bf16_flags"]
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -83,3 +83,16 @@ def autocast_dtype_name(setting: str, device: str | torch.device) -> str:
     if setting in ("fp32", "bf16"):
         return setting
     raise ValueError(f"precision {setting!r} is not 'auto', 'fp32' or 'bf16'")
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute in bf16 natively
+
+
+def cpu_bf16_flags(flags: frozenset[str] | None = None) -> frozenset[str]:
+    """Which of :data:`BF16_CPU_FLAGS` this CPU has (empty: bf16 only by emulation, slower than fp32).
+
+    Unlike :func:`bf16_autocast_recommended` (is it expected to pay off), this says whether
+    measuring bf16 on the CPU is meaningful at all.
+    """
+    flags = cpu_flags() if flags is None else flags
+    return frozenset(f for f in BF16_CPU_FLAGS if f in flags)

@@ -14,6 +14,7 @@ __all__ = [
     "ROOT",
     "DATA_ENV",
     "WEIGHTS_ENV",
+    "GOLDEN_ENV",
     "raw_dir",
     "processed_dir",
     "reports_dir",
@@ -24,6 +25,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "ASAPNET_DATA"  # a folder with the layout of the data mirror (bsd68/, facades/, ...)
 WEIGHTS_ENV = "ASAPNET_WEIGHTS"  # a folder with the layout of the weights mirror (dncnn/, ...)
+GOLDEN_ENV = "ASAPNET_GOLDEN"  # a folder of official generators' outputs (tests/test_golden.py, tests/golden.sha256)
 
 
 def raw_dir(root: Path | None = None) -> Path:
