@@ -14,7 +14,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup report test lab clean-env
+.PHONY: setup report test test-fast lab clean-env
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ report: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lab: setup
 	jupyter lab --notebook-dir=$(CURDIR)

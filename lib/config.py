@@ -7,6 +7,7 @@ wrongly typed values are errors that name the offending key.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_params", "section", "from_dict", "to_dict", "deep_merge", "apply_overlay"]
+__all__ = ["ConfigError", "load_params", "section", "from_dict", "check_keys", "to_dict", "deep_merge", "apply_overlay"]
 
 T = TypeVar("T")
 
@@ -121,6 +122,20 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def check_keys(cls: type, data: Mapping | None, where: str) -> None:
+    """Raises :class:`ConfigError` naming ``where.<key>`` for each key of ``data`` that is not a
+    field of dataclass ``cls`` (for sections merged before they are built, such as ``common``)."""
+    if data is None:
+        return
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+                          f"known keys: {', '.join(sorted(fields))}")
+
+
 def from_dict(cls: type[T], data: Mapping | None, where: str | None = None) -> T:
     """Builds the frozen dataclass ``cls`` from a mapping, strictly.
 
@@ -153,6 +168,12 @@ def from_dict(cls: type[T], data: Mapping | None, where: str | None = None) -> T
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
+        # a check that names its field first ("max_images=-3 must be >= 0") gets the full key path
+        if str(e).startswith(f"{where}."):  # already names its full key
+            raise ConfigError(str(e)) from e
+        first = re.match(r"[A-Za-z_][A-Za-z0-9_]*", str(e))
+        if first and first.group(0) in fields:
+            raise ConfigError(f"{where}.{e}") from e
         raise ConfigError(f"{where}: {e}") from e
     return obj
 

@@ -23,7 +23,7 @@ def _smooth_u8(h: int = 48, w: int = 48, channels: int = 0) -> np.ndarray:
 
 
 def _psnr(clean_u8: np.ndarray, img: np.ndarray) -> float:
-    """DESIGN sec. 5: clip to [0, 1], round to uint8, PSNR against the clean uint8 image."""
+    """Protocol (docs/design.md#denoising-protocol): clip to [0, 1], round to uint8, PSNR against the clean uint8 image."""
     out = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
     return peak_signal_noise_ratio(clean_u8, out, data_range=255)
 

@@ -9,6 +9,7 @@ import yaml
 
 from lib import checkpoint, config, io, stages
 from lib.paths import ROOT
+from lib.train.gan import gan_config
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,10 @@ def test_project_params_load_for_every_stage():
     _, translation = stages.load_stage("train_translation", ROOT / "params.yaml")
     assert set(translation.models) == {"asapnet", "pix2pixhd"}
     for model in translation.models:
-        gan = stages.gan_config(translation, model)
+        gan = gan_config(translation, model)
         assert gan.generator == model and gan.size == translation.common["size"]
     with pytest.raises(config.ConfigError, match="spade"):
-        stages.gan_config(translation, "spade")
+        gan_config(translation, "spade")
 
 
 def test_unknown_stage_lists_known_names():
@@ -82,7 +83,7 @@ def test_every_scale_overlay_is_valid(tmp_path, overlay):
         stages.load_stage(name, params)
     _, translation = stages.load_stage("train_translation", params)
     for model in translation.models:
-        stages.gan_config(translation, model)
+        gan_config(translation, model)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -113,3 +114,4 @@ def test_checkpoint_round_trip_and_validation(tmp_path):
         checkpoint.load_checkpoint(tmp_path / "corrupt.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         checkpoint.load_checkpoint(tmp_path / "missing.pt")
+

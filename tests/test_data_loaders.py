@@ -9,6 +9,7 @@ from PIL import Image
 
 from lib.data import cityscapes as cs
 from lib.data import denoise as dn
+from lib.data.images import list_images
 from lib.data import facades as fc
 from lib.data.images import read_image, read_label, write_image
 from lib.data.transforms import augment, augment_inverse, one_hot
@@ -235,14 +236,14 @@ def test_noisy_test_image_protocol():
 
 
 def test_denoise_sets_real(data_mirror, tmp_path):
-    paths = dn.list_images(data_mirror / "bsd68")
+    paths = list_images(data_mirror / "bsd68")
     assert len(paths) == 68 and paths[0].name == "test001.png"
     set12 = dn.load_named_set(data_mirror, "set12")
     assert len(set12) == 12 and all(a.ndim == 2 and a.dtype == np.uint8 for _, a in set12)
     assert {a.shape for _, a in set12} == {(256, 256), (512, 512)}
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty"):
-        dn.list_images(tmp_path / "empty")
+        list_images(tmp_path / "empty")
 
 
 def test_patch_dataset_shapes_sigma_and_determinism():

@@ -55,7 +55,7 @@ def test_run_settings_merges_common_and_variant():
 @pytest.mark.parametrize(
     "runs, name, match",
     [
-        ({}, "missing", "no 'missing'"),
+        ({"a": {"model": "dncnn", "data": "train400"}}, "missing", "no 'missing'"),
         ({"a": {"model": "unet", "data": "train400"}}, "a", "model"),
         ({"a": {"model": "dncnn", "data": "bsd68"}}, "a", "data"),
         ({"a": {"model": "asapnet_denoise", "variant": "nope", "data": "train400"}}, "a", "variant"),
@@ -64,8 +64,13 @@ def test_run_settings_merges_common_and_variant():
     ],
 )
 def test_run_settings_errors_name_the_key(runs, name, match):
-    with pytest.raises((ConfigError, ValueError), match=match):
+    with pytest.raises((ConfigError, ValueError), match=match):  # a bad run fails when the section loads
         study.run_settings(_stage(runs), name)
+
+
+def test_stage_without_runs_is_refused():
+    with pytest.raises((ConfigError, ValueError), match="runs"):
+        _stage({})
 
 
 def test_run_cost_counts_dncnn_macs_in_closed_form():

@@ -249,7 +249,7 @@ def _psnr_gain(model, clean_u8: np.ndarray, sigma: float) -> tuple[float, float]
     """PSNR (dB) of the noisy input and of the denoised output, both clipped and rounded to uint8."""
     clean = clean_u8.astype(np.float32) / 255.0
     noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
-    noisy = clean + sigma / 255.0 * noise  # not clipped (protocol, DESIGN sec. 5)
+    noisy = clean + sigma / 255.0 * noise  # not clipped (docs/design.md#denoising-protocol)
     out = denoise(model, noisy)
 
     def u8(a: np.ndarray) -> np.ndarray:

@@ -10,14 +10,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from lib import evaluate_translation as ev
 from lib.checkpoint import save_checkpoint
 from lib.config import to_dict
 from lib.data.images import read_image
 from lib.io import read_json
 from lib.metrics import fid as fidlib
-from lib.models import build, make_config
-from lib.train.segmenter import label_set
+from lib.models import build, load_model, make_config
+from lib.models.generate import generate_images
+from lib.data.labels import label_set
+from lib.translation import evaluate as ev
+from lib.translation import image_sets
+from lib.translation import segmentation_eval as segev
 
 SIZE = 16
 
@@ -74,13 +77,13 @@ def test_miou_perfect_and_constant_segmenters():
     lset = label_set("facades")
     images = torch.stack([data[i]["image"] for i in range(4)])  # (4, 3, H, W)
     targets = torch.stack([lset.targets(data[i]["label"]) for i in range(4)])  # (4, H, W) in 0..2
-    perfect = ev.segmentation_scores(_oracle, images, targets, num_classes=12, n_boot=5)
+    perfect = segev.segmentation_scores(_oracle, images, targets, num_classes=12, n_boot=5)
     assert perfect["miou"] == 1.0 and perfect["pixel_accuracy"] == 1.0 and perfect["n"] == 4
     assert perfect["miou_boot_low"] == perfect["miou_boot_high"] == 1.0
     assert all(np.isnan(v) for v in perfect["per_class_iou"][3:])  # absent classes do not count
 
-    constant = ev.segmentation_scores(lambda x: torch.zeros(x.shape[0], SIZE, SIZE, dtype=torch.long),
-                                      images, targets, num_classes=12, batch_size=3)
+    constant = segev.segmentation_scores(lambda x: torch.zeros(x.shape[0], SIZE, SIZE, dtype=torch.long),
+                                         images, targets, num_classes=12, batch_size=3)
     counts = torch.bincount(targets.flatten(), minlength=3).double()  # pixels per class 0..2
     n0, total = float(counts[0]), float(counts.sum())
     # IoU_0 = n0 / total (every pixel predicted 0); IoU_1 = IoU_2 = 0; classes 3.. absent
@@ -91,20 +94,20 @@ def test_miou_perfect_and_constant_segmenters():
 
 def test_miou_ignores_pixels_and_pairs_files_by_stem(tmp_path):
     data = TinyFacades(3)
-    files = ev.real_test_images(data, tmp_path / "real")
+    files = image_sets.real_test_images(data, tmp_path / "real")
     lset = label_set("facades")
-    targets = ev.test_targets(data, lset)
+    targets = segev.test_targets(data, lset)
     assert sorted(targets) == sorted(p.stem for p in files)
     # knock out class 2 (id 3) in every label map: a constant-0 segmenter then misses only class 1
     masked = {k: torch.where(v == 2, torch.full_like(v, 255), v) for k, v in targets.items()}
-    out = ev.segmentation_scores(lambda x: torch.zeros(x.shape[0], SIZE, SIZE, dtype=torch.long),
-                                 tmp_path / "real", masked, num_classes=12, ignore_index=255)
+    out = segev.segmentation_scores(lambda x: torch.zeros(x.shape[0], SIZE, SIZE, dtype=torch.long),
+                                    tmp_path / "real", masked, num_classes=12, ignore_index=255)
     kept = torch.stack(list(masked.values()))
     n0, n1 = int((kept == 0).sum()), int((kept == 1).sum())
     assert out["miou"] == pytest.approx(n0 / (n0 + n1) / 2, rel=1e-12)
-    assert ev.segmentation_scores(_oracle, tmp_path / "real", targets, num_classes=12)["miou"] == 1.0
+    assert segev.segmentation_scores(_oracle, tmp_path / "real", targets, num_classes=12)["miou"] == 1.0
     with pytest.raises(KeyError, match="cmp_b0001"):
-        ev.segmentation_scores(_oracle, tmp_path / "real", {"other": targets["cmp_b0002"]}, num_classes=12)
+        segev.segmentation_scores(_oracle, tmp_path / "real", {"other": targets["cmp_b0002"]}, num_classes=12)
 
 
 # ---------------------------------------------------------------- image sets
@@ -115,15 +118,18 @@ def test_real_and_generated_test_images_share_names_and_size(tmp_path):
     ckpt = _generator_checkpoint(tmp_path / "gen.pt")
     (tmp_path / "fake").mkdir()
     (tmp_path / "fake" / "stale.png").write_bytes(b"old")  # left by an earlier run: removed
-    fake = ev.generate_test_images(ckpt, data, tmp_path / "fake", batch_size=2)
-    real = ev.real_test_images(data, tmp_path / "real")
+    fake = image_sets.generate_test_images(ckpt, data, tmp_path / "fake", batch_size=2)
+    real = image_sets.real_test_images(data, tmp_path / "real")
     assert [p.name for p in fake] == [p.name for p in real] == ["cmp_b0001.png", "cmp_b0002.png", "cmp_b0003.png"]
     assert sorted(p.name for p in (tmp_path / "fake").iterdir()) == [p.name for p in fake]
     for f, r, i in zip(fake, real, range(3)):
         assert read_image(f).shape == read_image(r).shape == (SIZE, SIZE, 3)
         want = ((data[i]["image"] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3)
         np.testing.assert_array_equal(read_image(r), want)
-    ref = ev.reference_images(TinyFacades(6, seed=1), 3, 0, tmp_path / "ref")
+    generator = load_model(ckpt)
+    want_fake = generate_images(generator, torch.stack([data[i]["label"] for i in range(3)]))  # (3, H, W, 3)
+    np.testing.assert_array_equal(np.stack([read_image(f) for f in fake]), want_fake)
+    ref = image_sets.reference_images(TinyFacades(6, seed=1), 3, 0, tmp_path / "ref")
     assert len(ref) == 3 and all(p.exists() for p in ref)
 
 
@@ -131,8 +137,8 @@ def test_real_and_generated_test_images_share_names_and_size(tmp_path):
 
 
 def test_fid_kid_uses_one_feature_pass_per_folder(tmp_path):
-    real = ev.real_test_images(TinyFacades(6, seed=0), tmp_path / "real")
-    fake = ev.real_test_images(TinyFacades(6, seed=3), tmp_path / "fake")
+    real = image_sets.real_test_images(TinyFacades(6, seed=0), tmp_path / "real")
+    fake = image_sets.real_test_images(TinyFacades(6, seed=3), tmp_path / "fake")
     model = MeanStd()
     out = ev.fid_kid(tmp_path / "real", tmp_path / "fake", n_boot=10, seed=0, model=model, method="svd")
     f_real, f_fake = fidlib.activations(real, model), fidlib.activations(fake, model)
@@ -148,8 +154,8 @@ def test_fid_kid_uses_one_feature_pass_per_folder(tmp_path):
 
 def test_fid_kid_with_the_inception_weights(tmp_path, weights_mirror, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    ev.real_test_images(TinyFacades(3, seed=0), tmp_path / "real")
-    ev.real_test_images(TinyFacades(3, seed=5), tmp_path / "fake")
+    image_sets.real_test_images(TinyFacades(3, seed=0), tmp_path / "real")
+    image_sets.real_test_images(TinyFacades(3, seed=5), tmp_path / "fake")
     out = ev.fid_kid(tmp_path / "real", tmp_path / "fake", n_boot=2, seed=0,
                      weights_file=weights_mirror / fidlib.LOCAL_WEIGHTS_NAME, dims=64, method="svd")
     assert np.isfinite(out["fid"]) and out["fid"] > 0 and out["n"] == 3
@@ -163,8 +169,8 @@ def test_evaluate_model_and_result_files(tmp_path):
     lset = label_set("facades")
     cfg = ev.TranslationEvalConfig(n_boot=3, batch_size=2, fid_method="svd", kid_subsets=5)
     ckpt = _generator_checkpoint(tmp_path / "gen.pt")
-    ev.real_test_images(data, tmp_path / "real")
-    targets = ev.test_targets(data, lset)
+    image_sets.real_test_images(data, tmp_path / "real")
+    targets = segev.test_targets(data, lset)
     segmenter = (_oracle, "oracle reading the grey level")
     row = ev.evaluate_model("pix2pixhd", ckpt, data, lset, tmp_path / "real", tmp_path / "fake", segmenter,
                             MeanStd(), cfg, targets=targets)
@@ -192,16 +198,16 @@ def test_evaluate_model_and_result_files(tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         ev.write_results([{"model": "x"}], {}, tmp_path / "x.json", tmp_path / "x.csv")
 
-    grid, stems = ev.sample_grid(data, {"pix2pixhd": tmp_path / "fake", "real": tmp_path / "real"}, label_nc=13, n=2)
+    grid, stems = image_sets.sample_grid(data, {"pix2pixhd": tmp_path / "fake", "real": tmp_path / "real"}, label_nc=13, n=2)
     assert grid.shape == (2 * SIZE + 2, 3 * SIZE + 4, 3) and stems == ["cmp_b0001", "cmp_b0004"]
 
 
 def test_build_segmenter_checks_the_label_set(tmp_path):
-    from lib.train import segmenter as seg
+    from lib.models import segmentation as seg
 
     net_cfg = seg.SegmentationNetConfig(arch="unet", num_classes=12, width=4, label_set="facades")
     net = seg.SegmentationNet(net_cfg)
-    save_checkpoint(tmp_path / "s.pt", model=seg.MODEL_NAME, config=to_dict(net_cfg), state_dict=net.state_dict(),
+    save_checkpoint(tmp_path / "s.pt", model="segmenter", config=to_dict(net_cfg), state_dict=net.state_dict(),
                     step=7, params={"size": SIZE})
     cfg = ev.TranslationEvalConfig()
     model, desc = ev.build_segmenter(cfg, tmp_path / "s.pt", label_set("facades"), size=SIZE)
@@ -214,7 +220,7 @@ def test_build_segmenter_checks_the_label_set(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit")
 def test_build_segmenter_from_a_torchscript_file(tmp_path):
-    from lib.train import segmenter as seg
+    from lib.models import segmentation as seg
 
     torch.jit.script(nn.Conv2d(3, 19, 1)).save(str(tmp_path / "drn_d_105.pt"))
     cfg = ev.TranslationEvalConfig(segmenter=str(tmp_path / "drn_d_105.pt"), segmenter_input_size=(32, 64))

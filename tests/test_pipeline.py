@@ -20,6 +20,8 @@ from lib.paths import ROOT
 
 VENV_BIN = Path(sys.executable).parent
 
+pytestmark = pytest.mark.slow  # the whole pipeline at the smoke scale: several minutes
+
 
 def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -101,3 +103,39 @@ def test_param_change_reruns_only_its_stages(smoke_repo):
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     # the denoising evaluation reads the official rows and the noise seed: it re-runs too
     assert ran == {"dncnn_official", "evaluate_denoising", "report"}, out
+
+
+# training stage -> (a params path of a trajectory setting, its new value, how the summary shows it)
+CHANGED_TRAINING_PARAM = {
+    "train_translation@asapnet": (("train_translation", "models", "asapnet", "lr_g"), 2.0e-4,
+                                  lambda m: m["config"]["lr_g"]),
+    "train_segmenter": (("train_segmenter", "lr"), 2.0e-3, lambda m: m["config"]["lr"]),
+    "train_denoiser@asapnet_plain": (("train_denoiser", "common", "seed"), 7, lambda m: m["train_config"]["seed"]),
+}
+SUMMARY = {
+    "train_translation@asapnet": "train_asapnet.json",
+    "train_segmenter": "train_segmenter.json",
+    "train_denoiser@asapnet_plain": "train_denoise_asapnet_plain.json",
+}
+
+
+@pytest.mark.parametrize("stage", sorted(CHANGED_TRAINING_PARAM))
+def test_changed_training_param_reruns_from_scratch(smoke_repo, stage):
+    """The user's sequence: `dvc repro -s STAGE`, change a training param, run it again: the stage
+    succeeds (the old checkpoint cannot be continued, so training starts afresh) and its
+    summary reflects the new value."""
+    import yaml
+
+    dest, env, _ = smoke_repo
+    keys, value, shown = CHANGED_TRAINING_PARAM[stage]
+    params = config.load_params(dest / "params.yaml")
+    node = params
+    for k in keys[:-1]:
+        node = node[k]
+    assert node[keys[-1]] != value
+    node[keys[-1]] = value
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run([sys.executable, "-m", "dvc", "repro", "-s", stage], dest, env)
+    assert "starting afresh" in out, out
+    summary = json.loads((dest / "reports" / "metrics" / SUMMARY[stage]).read_text())
+    assert shown(summary) == value and summary["start_step"] == 0

@@ -1,30 +1,35 @@
-"""The denoising section's tables and plot data, on a synthetic metrics file."""
+"""The denoising section's tables, plot data and text, on a synthetic metrics file."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from lib import report
+from lib.report import denoise
+
+# run -> (model, variant, training data, PSNR on BSD68 at sigma 15; sigma 25 is 1 dB lower)
+RUNS = {
+    "dncnn_gray": ("dncnn", "nan", "train400", 29.0),  # lib.io writes None as "nan"
+    "asapnet_plain": ("asapnet_denoise", "plain", "train400", 21.0),
+    "asapnet_residual": ("asapnet_denoise", "residual", "train400", 25.5),
+    "asapnet_color": ("asapnet_denoise", "small_tiles", "cbsd432", None),  # not evaluated on BSD68
+}
 
 
-def _eval_json():
-    runs = [
-        {"run": "dncnn_gray", "label": "DnCNN (ours)", "data": "train400", "change": "DnCNN", "params": 667073, "gmacs": 102.6},
-        {"run": "asapnet_plain", "label": "plain", "data": "train400", "change": "plain", "params": 723233, "gmacs": 1.27},
-        {"run": "asapnet_residual", "label": "residual", "data": "train400", "change": "+ residual", "params": 723233, "gmacs": 1.27},
-        {"run": "asapnet_color", "label": "color", "data": "cbsd432", "change": "x", "params": 1, "gmacs": 1.0},
-    ]
-    psnr = {"official_dncnn_b_gray": 29.0, "dncnn_gray": 28.0, "asapnet_plain": 20.0, "asapnet_residual": 24.5}
+def _eval_json(runs=RUNS):
+    table = [{"run": name, "label": name.replace("asapnet_", "") if name != "dncnn_gray" else "DnCNN (ours)",
+              "model": model, "variant": variant, "data": data, "change": variant, "params": 723233, "gmacs": 1.27}
+             for name, (model, variant, data, _) in runs.items()]
+    psnr = {"official_dncnn_b_gray": 30.0, **{name: v[3] for name, v in runs.items() if v[3] is not None}}
     summary = [
-        {"set": "bsd68", "model": m, "kind": "x", "sigma": s, "n_images": 4, "psnr": v + (15 - s) / 10, "ssim": 0.5,
-         "psnr_noisy": 20.17 if s == 25 else 15.0, "seconds_per_image": 1.0,
-         "published_psnr": 29.16 if (m == "official_dncnn_b_gray" and s == 25) else "nan"}
+        {"set": "bsd68", "model": m, "kind": "official" if m.startswith("official") else "ours", "sigma": s,
+         "n_images": 4, "psnr": v + (15 - s) / 10, "ssim": 0.5, "psnr_noisy": 20.17 if s == 25 else 24.6,
+         "seconds_per_image": 1.0, "published_psnr": 29.16 if (m == "official_dncnn_b_gray" and s == 25) else "nan"}
         for m, v in psnr.items() for s in (15.0, 25.0)
     ]
     bm3d = [dict(summary[0], model="bm3d", kind="classical", n_images=1, psnr=27.0, published_psnr=28.57)]
     meta = {"best_variant": "asapnet_residual", "scale": "default", "images": {"bsd68": ["a", "b", "c", "d"]},
             "bm3d_images": {"bsd68": ["a"]}, "hardware": {"device": "cpu", "cpu_model": "AMD EPYC", "threads": 2}}
-    return {"meta": meta, "runs": runs, "summary": summary, "bm3d_subset": bm3d}
+    return {"meta": meta, "runs": table, "summary": summary, "bm3d_subset": bm3d}
 
 
 def _timing():
@@ -33,42 +38,83 @@ def _timing():
 
 
 def test_psnr_table_orders_rows_and_brackets_published_values():
-    table = report.denoise_psnr_table(_eval_json())
+    table = denoise.denoise_psnr_table(_eval_json())
     assert list(table.index) == ["DnCNN-B (official weights)", "DnCNN (ours)", "plain", "residual"]
     col = ("BSD68 (4 images)", "σ=25")
-    assert table.loc["DnCNN-B (official weights)", col] == "28.00 (29.16)"  # sigma 25: 29.0 - 1
-    assert table.loc["residual", col] == "23.50"  # no published value: no bracket
-    ssim = report.denoise_psnr_table(_eval_json(), metric="ssim")
+    assert table.loc["DnCNN-B (official weights)", col] == "29.00 (29.16)"  # sigma 25: 30.0 - 1
+    assert table.loc["residual", col] == "24.50"  # no published value: no bracket
+    ssim = denoise.denoise_psnr_table(_eval_json(), metric="ssim")
     assert ssim.loc["plain", col] == "0.5000"
 
 
-def test_ablation_table_gain_over_the_row_above():
+def test_ablation_table_costs_and_gray_runs_only():
     train = {"asapnet_residual": {"steps": 200, "train_seconds": 120.0}}
-    table = report.denoise_ablation_table(_eval_json(), _timing(), train)
-    assert list(table.index) == ["dncnn_gray", "asapnet_plain", "asapnet_residual"]  # gray runs only
+    table = denoise.denoise_ablation_table(_eval_json(), _timing(), train, sigma=25.0)
+    assert list(table.index) == ["dncnn_gray", "asapnet_plain", "asapnet_residual"]  # runs evaluated on BSD68
     assert table.loc["asapnet_residual", "Δ σ=25"] == pytest.approx(4.5)
+    assert pd.isna(table.loc["asapnet_plain", "Δ σ=25"])  # the chain's root: no parent, no gain
+    assert pd.isna(table.loc["dncnn_gray", "Δ σ=25"])  # not in the chain
     assert table.loc["asapnet_residual", "ms 481x321"] == 50.0
     assert table.loc["asapnet_residual", "train min"] == pytest.approx(2.0)
+
+
+def test_ablation_gain_is_over_the_parent_not_the_row_above():
+    runs = {
+        "asapnet_plain": ("asapnet_denoise", "plain", "train400", 21.0),
+        "asapnet_residual": ("asapnet_denoise", "residual", "train400", 25.5),
+        "asapnet_context_patch": ("asapnet_denoise", "context_patch", "train400", 20.0),
+        "asapnet_context_conv": ("asapnet_denoise", "context_conv", "train400", 27.0),  # side row
+        "asapnet_small_tiles": ("asapnet_denoise", "small_tiles", "train400", 22.0),
+        "asapnet_color": ("asapnet_denoise", "residual", "cbsd432", None),  # no plain run on cbsd432
+    }
+    ev = _eval_json(runs)
+    assert denoise.ablation_parents(ev) == {
+        "asapnet_plain": None, "asapnet_residual": "asapnet_plain", "asapnet_context_patch": "asapnet_residual",
+        "asapnet_context_conv": "asapnet_residual", "asapnet_small_tiles": "asapnet_context_patch",
+        "asapnet_color": None,  # its parent variant was not trained on its data (not: asapnet_plain)
+    }
+    table = denoise.denoise_ablation_table(ev, _timing(), {}, sigma=15.0)
+    gain = table["Δ σ=15"]
+    assert gain["asapnet_context_conv"] == pytest.approx(27.0 - 25.5)  # the row above (context_patch) would give 7.0
+    assert gain["asapnet_small_tiles"] == pytest.approx(22.0 - 20.0)  # the row above (context_conv) would give -5.0
+    assert table.loc["asapnet_small_tiles", "parent"] == "asapnet_context_patch"
+
+
+def test_ablation_chain_matches_the_model_variants():
+    from lib.models.asapnet_denoise import VARIANTS
+
+    assert set(denoise.ABLATION_PARENT) == set(VARIANTS)
+    for child, parent in denoise.ABLATION_PARENT.items():
+        if parent is not None:  # the child is its parent plus changes, nothing of the parent undone
+            assert VARIANTS[parent].items() <= VARIANTS[child].items(), (child, parent)
+            assert VARIANTS[parent] != VARIANTS[child]
 
 
 def test_psnr_vs_time_points():
     per_image = pd.DataFrame([
         {"set": "bsd68", "model": "bm3d", "name": "a", "sigma": 25.0, "psnr": 27.0, "seconds": 17.0},
     ])
-    fig, pts = report.plot_psnr_vs_time(_eval_json(), _timing(), per_image)
+    fig, pts = denoise.plot_psnr_vs_time(_eval_json(), _timing(), per_image)
     at25 = pts[pts["sigma"] == 25.0].set_index("model")
     assert at25.loc["official_dncnn_b_gray", "ms"] == 2500.0  # same architecture as our DnCNN
     assert at25.loc["bm3d", "ms"] == pytest.approx(17000.0)
-    assert at25.loc["asapnet_residual", "psnr"] == pytest.approx(23.5)
+    assert at25.loc["asapnet_residual", "psnr"] == pytest.approx(24.5)
     assert len(fig.axes) == 2  # one panel per sigma
 
 
 def test_findings_quote_the_numbers():
-    text = report.denoise_findings(_eval_json(), _timing())
+    text = denoise.denoise_findings(_eval_json(), _timing(), sigma=25.0)
     assert "asapnet_residual" in text
     assert "-3.50 vs our DnCNN" in text and "-4.50 vs the official DnCNN-B" in text  # at sigma 25
     assert "50.0x faster" in text  # 2500 ms / 50 ms
+    assert "20.00 dB at σ=25 against 20.17 dB" in text  # the plain transfer at the headline sigma
     assert "does not average the noise away" not in text  # residual is 4.3 dB above the noisy input
+
+
+def test_findings_follow_the_headline_sigma():
+    text = denoise.denoise_findings(_eval_json(), _timing(), sigma=15.0)
+    assert "21.00 dB at σ=15 against 24.60 dB" in text and "predicting the noise) 25.50 dB" in text
+    assert "does not average the noise away" in text  # at sigma 15 the residual run is < 1 dB above the input
 
 
 def test_grid_table_shows_training_patch_and_gain_per_crop():
@@ -78,7 +124,7 @@ def test_grid_table_shows_training_patch_and_gain_per_crop():
         {"model": "asapnet_plain", "crop": 0, "n_images": 3, "gain_db": -1.8},
     ]
     train = {"asapnet_plain": {"patch_size": 64, "model_config": {"tile_size": 8}}}
-    table = report.denoise_grid_table(ev, train)
+    table = denoise.denoise_grid_table(ev, train)
     assert table.loc["asapnet_plain", "64x64 crop"] == 7.2
     assert table.loc["asapnet_plain", "full image"] == -1.8
     assert table.loc["asapnet_plain", "train patch"] == 64 and table.loc["asapnet_plain", "tile"] == 8
@@ -93,6 +139,16 @@ def test_findings_name_runs_that_only_work_at_their_training_grid():
         {"model": "asapnet_plain", "crop": 0, "n_images": 3, "gain_db": 0.5},
     ]
     train = {"asapnet_residual": {"patch_size": 64}, "asapnet_plain": {"patch_size": 64}}
-    text = report.denoise_findings(ev, _timing(), train=train)
+    text = denoise.denoise_findings(ev, _timing(), train=train, sigma=25.0)
     assert "asapnet_residual (+7.2 dB on 64-px crops" in text and "-1.8 dB on full images" in text
     assert "asapnet_plain (" not in text  # lost only 0.5 dB
+    assert "(grid-size check, σ=25)" in text
+    for row in ev["grid_check"]:
+        row["sigma"] = 50.0  # written by the evaluation stage: wins over the headline sigma
+    assert "(grid-size check, σ=50)" in denoise.denoise_findings(ev, _timing(), train=train, sigma=25.0)
+
+
+def test_crops_caption_lists_the_noise_levels():
+    assert denoise.crops_caption([25.0, 50.0]).startswith("Crops at σ = 25 and 50 ")
+    assert denoise.crops_caption([15.0, 25.0, 50.0]).startswith("Crops at σ = 15, 25 and 50 ")
+    assert denoise.crops_caption([25.0]).startswith("Crops at σ = 25 ")

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import report
 from lib.io import write_csv
-from lib.metrics.timing import GRID_COLUMNS
+from lib.report import translation
+from lib.report.common import MISSING
+from lib.translation.timing import GRID_COLUMNS
 
 NAN = float("nan")
 
@@ -68,7 +69,7 @@ def eval_json() -> dict:
 
 
 def test_translation_table_values(eval_json, timing):
-    t = report.translation_table(eval_json, timing)
+    t = translation.translation_table(eval_json, timing)
     assert list(t.index) == ["ASAPNet", "pix2pixHD", "SPADE", "real photos"]
     a, p, s, r = (t.loc[i] for i in t.index)
     assert a["params (M), paper config"] == 83.0 and a["GMAC 256x512, paper config"] == 45.8
@@ -82,23 +83,23 @@ def test_translation_table_values(eval_json, timing):
     assert a["FID [95% CI]"] == "150.0 [155.0, 170.0]" and a["KID ± std"] == "0.0500 ± 0.0100"
     assert a["mIoU [95% CI]"] == "0.200 [0.180, 0.220]" and a["pixel accuracy"] == "0.400"
     # SPADE: timed only
-    assert math.isnan(s["params (M), as trained"]) and s["FID [95% CI]"] == report.MISSING and s["N"] == report.MISSING
+    assert math.isnan(s["params (M), as trained"]) and s["FID [95% CI]"] == MISSING and s["N"] == MISSING
     # real photos: real-vs-real FID (fid_between set), KID NaN -> missing, mIoU ceiling, no times
-    assert r["FID [95% CI]"] == "60.0 [62.0, 70.0]" and r["KID ± std"] == report.MISSING
-    assert r["mIoU [95% CI]"] == "0.400 [0.380, 0.420]" and r["time 256x512 (ms)"] == report.MISSING
+    assert r["FID [95% CI]"] == "60.0 [62.0, 70.0]" and r["KID ± std"] == MISSING
+    assert r["mIoU [95% CI]"] == "0.400 [0.380, 0.420]" and r["time 256x512 (ms)"] == MISSING
     assert math.isnan(r["params (M), paper config"])
 
 
 def test_real_fid_hidden_without_a_real_reference(eval_json, timing):
     eval_json["rows"][2]["fid_between"] = ""
-    t = report.translation_table(eval_json, timing)
-    assert t.loc["real photos", "FID [95% CI]"] == report.MISSING
-    fig = report.plot_time_vs_quality(eval_json, timing)
+    t = translation.translation_table(eval_json, timing)
+    assert t.loc["real photos", "FID [95% CI]"] == MISSING
+    fig = translation.plot_time_vs_quality(eval_json, timing)
     assert not [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
 
 
 def test_speedup_table_arithmetic(timing):
-    t = report.speedup_table(timing)
+    t = translation.speedup_table(timing)
     assert list(t.columns) == ["256x512", "1024x2048"]
     assert t.loc[("pix2pixhd", "cpu", 2, "-"), "256x512"] == pytest.approx(3.6)
     assert t.loc[("spade", "cpu", 2, "-"), "256x512"] == pytest.approx(8.0)
@@ -107,12 +108,12 @@ def test_speedup_table_arithmetic(timing):
 
 
 def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
-    pts = report.time_quality_points(eval_json, timing)
+    pts = translation.time_quality_points(eval_json, timing)
     assert list(pts["model"]) == ["asapnet", "pix2pixhd"]
     assert list(pts["time_ms"]) == [50.0, 150.0]  # trained generators at the evaluated size, all threads
     assert list(pts["fid_low"]) == [155.0, 138.0] and list(pts["miou_high"]) == [0.22, 0.27]
     out = tmp_path / "tq.png"
-    fig = report.plot_time_vs_quality(eval_json, timing, out)
+    fig = translation.plot_time_vs_quality(eval_json, timing, out)
     assert out.stat().st_size > 0
     fid_ax, miou_ax = fig.axes
     points = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in fid_ax.lines if ln.get_marker() == "o"]
@@ -126,7 +127,7 @@ def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
 
 
 def test_runtime_vs_megapixels_lines(timing):
-    series = report.runtime_series(timing)
+    series = translation.runtime_series(timing)
     paper = series[series["series"] == "ASAPNet · paper Fig. 1 (GPU)"]
     assert paper["ms"].tolist() == [9.0, 14.0, 35.0, 130.0]
     assert np.allclose(paper["megapixels"], [s * s / 1e6 for s in (256, 512, 1024, 2048)])
@@ -134,7 +135,7 @@ def test_runtime_vs_megapixels_lines(timing):
     assert sorted(official["ms"]) == [910.0, 1990.0, 5170.0, 31500.0]
     ours = series[series["source"] == "this run"]
     assert len(ours) == 6  # the skipped cells are not drawn
-    fig = report.plot_runtime_vs_megapixels(timing)
+    fig = translation.plot_runtime_vs_megapixels(timing)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     lines = {ln.get_label(): ln for ln in ax.lines}
@@ -145,3 +146,9 @@ def test_runtime_vs_megapixels_lines(timing):
     spade_paper = lines["SPADE · paper Fig. 1 (GPU)"]
     assert spade_paper.get_ydata().tolist() == [94.0, 359.0] and spade_paper.get_linestyle() == "--"
     assert lines["pix2pixHD · official code, this CPU (2 threads)"].get_ydata().tolist() == [1990.0, 31500.0]
+
+
+def test_trained_models_follow_the_evaluation_file(eval_json):
+    assert translation.trained_models(eval_json) == ["asapnet", "pix2pixhd"]  # rows, without the real photos
+    eval_json["meta"]["models"] = ["pix2pixhd", "asapnet"]
+    assert translation.trained_models(eval_json) == ["pix2pixhd", "asapnet"]  # the stage's own list wins

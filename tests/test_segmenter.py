@@ -1,59 +1,52 @@
-"""Segmenter for the mIoU protocol: label sets, networks, MAC count, training, resume, loading."""
+"""Segmentation networks and the segmenter trainer: label sets and colours, networks, MAC count,
+training, the derived size, TorchScript segmenters. The shared loop (resume, NaN stop, DDP) is
+tested over every trainer in tests/test_train_loop.py."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import TwoColours
 from torch import nn
-from torch.utils.data import Dataset
 
-from lib.checkpoint import save_checkpoint
-from lib.train import segmenter as seg
+from lib.config import ConfigError, from_dict
+from lib.data.labels import label_colormap, label_set
+from lib.models import load_model
+from lib.models import segmentation as seg
+from lib.train import segmenter as trainer
 from lib.train.common import read_losses
+from lib.train.gan import TranslationTrainStage
 
 
-class TwoColours(Dataset):
-    """Items whose left part is red (Facades id 1) and right part blue (id 2), split at a random column."""
-
-    def __init__(self, n: int = 8, size: int = 16, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.cuts = rng.integers(3, size - 3, n)
-        self.noise = rng.normal(0, 0.1, (n, 3, size, size)).astype(np.float32)
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.cuts)
-
-    def __getitem__(self, i: int) -> dict:
-        s, c = self.size, int(self.cuts[i])
-        label = torch.ones(s, s, dtype=torch.long)  # (H, W) id 1 = class 0
-        label[:, c:] = 2  # id 2 = class 1
-        image = torch.full((3, s, s), -1.0)
-        image[0, :, :c] = 1.0  # red
-        image[2, :, c:] = 1.0  # blue
-        image = (image + torch.from_numpy(self.noise[i])).clamp(-1, 1)
-        return {"label": label, "image": image, "path": f"/data/cmp_b{i:04d}.jpg"}
-
-
-def _cfg(**kw) -> seg.SegmenterTrainConfig:
+def _cfg(**kw) -> trainer.SegmenterTrainConfig:
     base = dict(seed=0, width=8, size=16, batch_size=4, epochs=15, lr=1e-2, log_every=1,
                 checkpoint_every=0, threads=1, device="cpu")
-    return seg.SegmenterTrainConfig(**{**base, **kw})
+    return trainer.SegmenterTrainConfig(**{**base, **kw})
 
 
 # ---------------------------------------------------------------- label sets
 
 
 def test_label_sets_map_dataset_ids_to_classes():
-    fac = seg.label_set("facades")
+    fac = label_set("facades")
     assert fac.num_classes == 12 and len(fac.class_names) == 12 and fac.class_names[0] == "background"
     assert fac.targets(torch.tensor([0, 1, 2, 12, 13])).tolist() == [255, 0, 1, 11, 255]
-    city = seg.label_set("cityscapes")
+    city = label_set("cityscapes")
     assert city.num_classes == 19 and city.class_names[13] == "car"
     # labelIds 7 road -> 0, 26 car -> 13, 33 bicycle -> 18, 0 unlabeled and 9 parking -> ignore
     assert city.targets(np.array([7, 26, 33, 0, 9])).tolist() == [0, 13, 18, 255, 255]
     with pytest.raises(KeyError, match="facades"):
-        seg.label_set("ade20k")
+        label_set("ade20k")
+
+
+def test_label_colormap_is_the_voc_palette():
+    colours = label_colormap(np.array([[0, 1, 2], [3, 12, 7]]), 13)
+    assert colours.dtype == np.uint8 and colours.shape == (2, 3, 3)
+    assert colours[0].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    assert colours[1].tolist() == [[128, 128, 0], [64, 0, 128], [128, 128, 128]]  # VOC: cat, dog, bus
+    assert len({tuple(c) for c in label_colormap(np.arange(35), 35)}) == 35
+    with pytest.raises(ValueError, match="outside"):
+        label_colormap(torch.tensor([[13]]), 13)
 
 
 # ---------------------------------------------------------------- networks
@@ -109,60 +102,46 @@ def test_segment_accepts_ids_and_rejects_bad_shapes():
 
 def test_training_loss_falls_and_segments_two_colours(tmp_path):
     data = TwoColours(8)
-    out = seg.train_segmenter(_cfg(), data, tmp_path, labels="facades", progress=False)
+    out = trainer.train_segmenter(_cfg(), data, tmp_path, labels="facades", progress=False)
     assert out["steps"] == 30 and out["label_set"] == "facades" and out["num_classes"] == 12
-    rows = read_losses(tmp_path / seg.LOSSES_NAME)
+    rows = read_losses(tmp_path / trainer.LOSSES_NAME)
     assert [r["step"] for r in rows] == list(range(1, 31))
     first, last = np.mean([r["loss"] for r in rows[:3]]), np.mean([r["loss"] for r in rows[-3:]])
     assert last < 0.6 * first, (first, last)  # from about ln(12) = 2.5
     assert rows[-1]["lr"] < rows[0]["lr"]  # poly decay
-    model = seg.load_segmenter(tmp_path / seg.CHECKPOINT_NAME)
+    model = load_model(tmp_path / trainer.CHECKPOINT_NAME)
+    assert isinstance(model, seg.SegmentationNet) and model.cfg.label_set == "facades"
     items = [data[i] for i in range(len(data))]
     pred = seg.segment(model, torch.stack([it["image"] for it in items]))  # (8, 16, 16)
-    true = torch.stack([seg.label_set("facades").targets(it["label"]) for it in items])
+    true = torch.stack([label_set("facades").targets(it["label"]) for it in items])
     assert (pred == true).float().mean() > 0.9
-
-
-def test_resume_continues_the_same_trajectory(tmp_path):
-    data = TwoColours(8)
-    whole = seg.train_segmenter(_cfg(max_steps=6), data, tmp_path / "a", progress=False)
-    seg.train_segmenter(_cfg(max_steps=3), data, tmp_path / "b", progress=False)  # killed after step 3
-    resumed = seg.train_segmenter(_cfg(max_steps=6), data, tmp_path / "b", progress=False)
-    assert whole["steps"] == resumed["steps"] == 6 and resumed["start_step"] == 3
-    a = seg.load_segmenter(tmp_path / "a" / seg.CHECKPOINT_NAME).state_dict()
-    b = seg.load_segmenter(tmp_path / "b" / seg.CHECKPOINT_NAME).state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(read_losses(tmp_path / "a" / seg.LOSSES_NAME)) == strip(read_losses(tmp_path / "b" / seg.LOSSES_NAME))
-    with pytest.raises(ValueError, match=r"checkpoint\.pt.*lr"):
-        seg.train_segmenter(_cfg(max_steps=8, lr=5e-3), data, tmp_path / "b", progress=False)
 
 
 def test_trainer_rejects_flipping_datasets_and_wrong_sizes(tmp_path):
     data = TwoColours(8)
     data.flip = True
     with pytest.raises(ValueError, match="flip"):
-        seg.train_segmenter(_cfg(), data, tmp_path, progress=False)
+        trainer.train_segmenter(_cfg(), data, tmp_path, progress=False)
     with pytest.raises(ValueError, match="size=32"):
-        seg.train_segmenter(_cfg(size=32), TwoColours(8), tmp_path, progress=False)
+        trainer.train_segmenter(_cfg(size=32), TwoColours(8), tmp_path, progress=False)
 
 
-def test_config_validation():
+def test_config_validation_and_the_size_from_the_translation_stage():
     with pytest.raises(ValueError, match="arch"):
-        seg.SegmenterTrainConfig(arch="drn")
-    assert seg.SegmenterTrainConfig().total_steps(318) == 8 * 39
-    assert seg.poly_factor(0, 10) == 1.0 and seg.poly_factor(10, 10) == 0.0
-    assert seg.poly_factor(5, 10) == pytest.approx(0.5**0.9)
+        trainer.SegmenterTrainConfig(arch="drn")
+    assert trainer.SegmenterTrainConfig().total_steps(318) == 8 * 39
+    assert trainer.poly_factor(0, 10) == 1.0 and trainer.poly_factor(10, 10) == 0.0
+    assert trainer.poly_factor(5, 10) == pytest.approx(0.5**0.9)
+    stage = from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"asapnet": {}}})
+    assert trainer.segmenter_config(trainer.SegmenterTrainConfig(), stage).size == 64
+    assert trainer.segmenter_config(trainer.SegmenterTrainConfig(size=64), stage).size == 64
+    with pytest.raises(ConfigError, match="train_segmenter.size=128 differs from the translation size 64"):
+        trainer.segmenter_config(trainer.SegmenterTrainConfig(size=128), stage)
+    with pytest.raises(ValueError, match="segmenter_config"):
+        trainer.train_segmenter(trainer.SegmenterTrainConfig(), TwoColours(8), "unused")
 
 
-# ---------------------------------------------------------------- loading
-
-
-def test_load_segmenter_rejects_other_checkpoints(tmp_path):
-    lin = nn.Linear(2, 2)
-    save_checkpoint(tmp_path / "g.pt", model="pix2pixhd", config={}, state_dict=lin.state_dict(), step=0)
-    with pytest.raises(ValueError, match=r"g\.pt.*pix2pixhd"):
-        seg.load_segmenter(tmp_path / "g.pt")
+# ---------------------------------------------------------------- TorchScript segmenters
 
 
 class _HalfResScores(nn.Module):
@@ -201,7 +180,7 @@ def test_torchscript_segmenter_normalises_and_upsamples(tmp_path):
 def test_segmentation_grid_shape():
     data = TwoColours(2)
     net = seg.SegmentationNet(seg.SegmentationNetConfig(num_classes=12, width=4)).eval()
-    grid = seg.segmentation_grid(net, data, seg.label_set("facades"), n=4)  # only 2 items
+    grid = seg.segmentation_grid(net, data, label_set("facades"), n=4)  # only 2 items
     assert grid.shape == (2 * 16 + 2, 3 * 16 + 4, 3) and grid.dtype == np.uint8
     # right panel: true classes 0 (red part) and 1 coloured as palette entries 1 and 2
     np.testing.assert_array_equal(grid[0, 2 * 16 + 4], [128, 0, 0])

@@ -10,23 +10,18 @@ import sys
 import pytest
 import torch
 
-from lib.metrics.timing import (
-    _macs_on_meta,
+from conftest import TINY_GENERATORS as TINY
+from lib.models.complexity import count_macs
+from lib.paths import ROOT
+from lib.translation.workload import (
     _main,
     build_timing_model,
-    count_macs,
     example_inputs,
     example_label_ids,
+    meta_macs,
     measure,
     timing_config,
 )
-from lib.paths import ROOT
-
-TINY = {
-    "asapnet": {"lr_width": 4, "lr_max_width": 8, "lr_depth": 1, "hr_width": 4, "hr_depth": 2},
-    "pix2pixhd": {"ngf": 2, "n_downsampling": 2, "n_blocks": 1},
-    "spade": {"ngf": 2, "spade_hidden": 4, "num_upsampling_layers": "normal"},
-}
 FIELDS = {
     "model", "impl", "height", "width", "batch", "dtype", "label_nc", "median_ms", "p90_ms", "runs", "warmup",
     "device", "timer", "params", "macs", "gmacs", "macs_counted_on", "peak_memory_bytes", "end_to_end",
@@ -34,10 +29,11 @@ FIELDS = {
 }
 
 
+@pytest.mark.slow
 def test_cli_prints_json_with_the_protocol_fields(tmp_path):
     out = tmp_path / "t.json"
     cmd = [
-        sys.executable, "-m", "lib.metrics.timing", "--model", "asapnet", "--height", "64", "--width", "128",
+        sys.executable, "-m", "lib.translation.workload", "--model", "asapnet", "--height", "64", "--width", "128",
         "--device", "cpu", "--threads", "1", "--runs", "2", "--warmup", "1", "--label-nc", "5", "--end-to-end",
         "--config", json.dumps(TINY["asapnet"]), "--out", str(out),
     ]
@@ -74,14 +70,14 @@ def test_cli_names_an_unknown_model_and_bad_config(capsys):
 def test_macs_on_meta_equal_a_real_forward(name):
     torch.manual_seed(0)
     h, w = 64, 64
-    tiny = {**TINY[name], "spectral_norm": False} if name == "spade" else TINY[name]  # see _macs_on_meta
+    tiny = {**TINY[name], "spectral_norm": False} if name == "spade" else TINY[name]  # see lib.models.complexity.macs_on_meta
     cfg = timing_config(name, h, 5, tiny)
     model = build_timing_model(name, h, label_nc=5, overrides=tiny)
     onehot, edge = example_inputs(model, example_label_ids(h, w, label_nc=5))
     impl = "reference" if name == "asapnet" else None
     kw = {"impl": impl} if impl else {}
     real = count_macs(lambda: model(onehot, edge, **kw))
-    assert _macs_on_meta(name, cfg, [list(onehot.shape), list(edge.shape)], impl) == real
+    assert meta_macs(name, cfg, [list(onehot.shape), list(edge.shape)], impl) == real
 
 
 def test_mac_count_closed_form_for_one_conv():

@@ -2,6 +2,7 @@
 trained generators and config errors (tiny models and sizes)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -10,26 +11,21 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import TINY_GENERATORS as TINY
 from lib.config import ConfigError, from_dict
-from lib.metrics import timing
-from lib.metrics.timing import (
+from lib.metrics.timing import all_cores, runs_for
+from lib.train.gan import TranslationTrainStage
+from lib.translation import timing
+from lib.translation.timing import (
     GRID_COLUMNS,
-    all_cores,
-    build_timing_model,
+    TimeTranslationConfig,
     plan_grid,
-    runs_for,
     speedups,
     timing_grid,
     trained_generators,
     write_timing,
 )
-from lib.stages import TimeTranslationConfig, TranslationTrainStage
-
-TINY = {
-    "asapnet": {"lr_width": 4, "lr_max_width": 8, "lr_depth": 1, "hr_width": 4, "hr_depth": 2},
-    "pix2pixhd": {"ngf": 2, "n_downsampling": 2, "n_blocks": 1},
-    "spade": {"ngf": 2, "spade_hidden": 4, "num_upsampling_layers": "normal"},
-}
+from lib.translation.workload import build_timing_model
 
 
 def _cfg(**kw) -> TimeTranslationConfig:
@@ -84,26 +80,19 @@ class _FakeClock:
 
 
 def test_skip_predicted_from_the_measured_mac_rate(monkeypatch):
-    forwards: dict[tuple, int] = {}
+    forwards: list[tuple] = []  # output size of each first forward
     timed_runs = []
-    real_forward_fn = timing._forward_fn
 
-    def counting_forward_fn(model, name, impl, onehot, edge, ids=None):
-        fn = real_forward_fn(model, name, impl, onehot, edge, ids)
-        key = tuple(onehot.shape[-2:])
-
-        def run():
-            forwards[key] = forwards.get(key, 0) + 1
-            return fn()
-
-        return run
+    def recording_peak_memory(fn, device):
+        forwards.append(tuple(fn().shape[-2:]))
+        return 0
 
     def fake_time_forward(fn, *, device, warmup=3, runs=20, min_seconds=0.0):
         timed_runs.append(runs)
         fn()
         return {"median_ms": 10.0, "p90_ms": 11.0, "min_ms": 9.0, "mean_ms": 10.0, "runs": runs, "timer": "fake"}
 
-    monkeypatch.setattr(timing, "_forward_fn", counting_forward_fn)
+    monkeypatch.setattr(timing, "peak_memory", recording_peak_memory)
     monkeypatch.setattr(timing, "time_forward", fake_time_forward)
     monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=_FakeClock().perf_counter))
     cfg = _cfg(models=["pix2pixhd"], sizes=[[32, 32], [32, 64], [64, 128]], settings=[{"threads": 1, "max_forward_s": 0.03}],
@@ -115,7 +104,7 @@ def test_skip_predicted_from_the_measured_mac_rate(monkeypatch):
     skipped = frame.iloc[2]
     assert skipped["predicted_ms"] == pytest.approx(40.0) and skipped["predicted_ms"] > 30.0
     assert math.isnan(skipped["median_ms"]) and skipped["runs"] == 0 and "predicted 0.04 s" in skipped["note"]
-    assert (64, 128) not in forwards  # nothing ran for the skipped cell
+    assert forwards == [(32, 32), (32, 64)]  # nothing ran for the skipped cell
     # runs = clamp(ceil(20 ms / 5 ms), 2, 3) = 3
     assert timed_runs == [3, 3]
 
@@ -187,9 +176,8 @@ def test_trained_generators_follow_the_training_stage():
     a, p = specs["asapnet"], specs["pix2pixhd"]
     assert (a["height"], a["width"], a["label_nc"]) == (64, 128, 35) and a["config"]["height"] == 64
     assert a["config"]["learned_ds_factor"] == 4 and p["config"]["ngf"] == 8 and "height" not in p["config"]
-    bad = from_dict(TranslationTrainStage, {"dataset": "ade20k", "models": {}}, where="train_translation")
-    with pytest.raises(ConfigError, match="train_translation.dataset"):
-        trained_generators(bad)
+    with pytest.raises(ConfigError, match="train_translation.dataset='ade20k'"):
+        from_dict(TranslationTrainStage, {**dataclasses.asdict(stage), "dataset": "ade20k"}, where="train_translation")
 
 
 @pytest.mark.parametrize("override, key", [

@@ -1,4 +1,5 @@
-"""Shared training machinery: RNG state, checkpoints (weights_only), loss CSV, finite checks, AMP."""
+"""Shared training machinery: RNG state and training checkpoints (weights_only), loss CSV, finite
+checks, set-up checks, AMP."""
 from __future__ import annotations
 
 import random
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from lib.models import load_model
 from lib.train.common import (
     append_losses,
     autocast,
@@ -16,18 +18,19 @@ from lib.train.common import (
     check_finite_params,
     check_unflipped,
     init_distributed,
-    load_model,
-    load_training_checkpoint,
     prepare_output,
-    rank_seed,
     read_losses,
+    truncate_losses,
+    wrap_ddp,
+)
+from lib.train.state import (
+    load_training_checkpoint,
+    rank_seed,
     rng_state,
     save_training_checkpoint,
     seed_everything,
     set_rng_state,
-    truncate_losses,
     unwrap,
-    wrap_ddp,
 )
 
 
@@ -171,6 +174,10 @@ def test_loss_csv_append_truncate_and_partial_line(tmp_path):
     assert [r["step"] for r in read_losses(path)] == [1, 2, 3, 4]
     assert truncate_losses(path, 2) == 2
     assert path.read_text() == "step,loss\n1,1.0\n2,0.5\n"
+    epochs = tmp_path / "epochs.csv"  # kept lines are copied as written: integer columns stay integers
+    append_losses(epochs, [dict(step=s, epoch=s // 2, loss=0.5) for s in (1, 2, 3)])
+    truncate_losses(epochs, 2)
+    assert epochs.read_text() == "step,epoch,loss\n1,0,0.5\n2,1,0.5\n"
     append_losses(path, [dict(step=3, loss=0.25)])
     assert [r["step"] for r in read_losses(path)] == [1, 2, 3]
 

@@ -14,9 +14,9 @@ from PIL import Image
 from lib.checkpoint import save_checkpoint
 from lib.config import to_dict
 from lib.data.images import read_image
-from lib.models import build, make_config
+from lib.models import build, load_model, make_config, model_name
 from lib.paths import ROOT
-from lib.translate import load_generator, main, translate_dir
+from lib.translation.translate import main, translate_dir
 
 LABEL_NC = 13  # Facades label ids
 CFG = dict(label_nc=LABEL_NC, use_instance_edge=False, height=64, lr_width=8, lr_max_width=16, lr_depth=1,
@@ -50,10 +50,11 @@ def _expected(model, ids: np.ndarray) -> np.ndarray:
     return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+@pytest.mark.slow  # a subprocess: imports torch again
 def test_cli_writes_images_names_the_corrupt_file_and_exits_1(setup, tmp_path):
     model, ckpt, labels, ids = setup
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "lib.translate", "--checkpoint", str(ckpt), "--labels", str(labels),
+    cmd = [sys.executable, "-m", "lib.translation.translate", "--checkpoint", str(ckpt), "--labels", str(labels),
            "--out", str(out), "--device", "cpu", "--batch", "2", "--threads", "1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
@@ -72,9 +73,9 @@ def test_out_of_range_ids_missing_instances_and_bad_sizes_are_named(setup, tmp_p
     model, ckpt, labels, _ = setup
     Image.fromarray(np.full((64, 64), LABEL_NC, np.uint8), mode="L").save(labels / "toolarge.png")
     Image.fromarray(np.zeros((62, 64), np.uint8), mode="L").save(labels / "oddsize.png")  # not a multiple of k = 4
-    name, loaded = load_generator(ckpt)
-    assert name == "asapnet"
-    res = translate_dir(loaded, name, labels, tmp_path / "o", batch=4, progress=False)
+    loaded = load_model(ckpt)
+    assert model_name(loaded) == "asapnet"
+    res = translate_dir(loaded, labels, tmp_path / "o", batch=4, progress=False)
     failed = {p.name: msg for p, msg in res.failed}
     assert set(failed) == {"broken.png", "toolarge.png", "oddsize.png"}
     assert f"outside [0, {LABEL_NC})" in failed["toolarge.png"] and "toolarge.png" in failed["toolarge.png"]

@@ -47,31 +47,14 @@ def _labels(b: int, h: int, w: int, nc: int = LABEL_NC, seed: int = 0) -> tuple[
     return onehot, edge
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_forward_shape_finite_and_every_parameter_gets_a_gradient(name):
-    torch.manual_seed(0)
-    model = build(name, SMALL[name])
-    model.train()
+def test_patchgan_scales_and_widths():
+    """Forward/backward of every family is in tests/test_model_registry.py; here the PatchGAN layout."""
+    model = build("patchgan", SMALL["patchgan"])
     lab, edge = _labels(2, 64, 128)
-    if name == "patchgan":
-        x = torch.cat([lab, edge, torch.rand(2, 3, 64, 128) * 2 - 1], dim=1)
-        out = model(x)
-        assert len(out) == 2 and all(len(feats) == 5 for feats in out)
-        assert [f.shape[1] for f in out[0]] == [8, 16, 32, 64, 1]
-        assert out[1][0].shape[-2:] == (17, 33)  # second scale sees the 32x64 pooled input
-        loss = sum(f.square().mean() for feats in out for f in feats)
-        tensors = [f for feats in out for f in feats]
-    else:
-        out = model(lab, edge)
-        assert out.shape == (2, 3, 64, 128)
-        assert out.abs().max() <= 1
-        loss = (out * torch.randn_like(out)).sum()
-        tensors = [out]
-    assert all(torch.isfinite(t).all() for t in tensors)
-    loss.backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None, pname
-        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+    out = model(torch.cat([lab, edge, torch.rand(2, 3, 64, 128) * 2 - 1], dim=1))
+    assert len(out) == 2 and all(len(feats) == 5 for feats in out)
+    assert [f.shape[1] for f in out[0]] == [8, 16, 32, 64, 1]
+    assert out[1][0].shape[-2:] == (17, 33)  # second scale sees the 32x64 pooled input
 
 
 @pytest.mark.parametrize("name", ["asapnet", "pix2pixhd", "spade"])
@@ -241,13 +224,13 @@ def test_asapnet_parameter_count_cityscapes():
     want = (36 * 64 * 9 + 128) + 3 * (64 * 64 * 9 + 128) + (64 * 1024 * 9 + 2048) \
         + 7 * (1024 * 1024 * 9 + 2048) + (1024 * 16_003 + 16_003)
     assert n == want == 83_201_411
-    assert abs(n - 83.2e6) / 83.2e6 < 0.005  # paper/DESIGN: about 83 M
+    assert abs(n - 83.2e6) / 83.2e6 < 0.005  # paper, Table 1 scale: about 83 M
 
 
 def test_pix2pixhd_parameter_count_cityscapes():
     n = _count("pix2pixhd")
     assert n == 182_546_755
-    assert abs(n - 182.5e6) / 182.5e6 < 0.005  # DESIGN: about 183 M
+    assert abs(n - 182.5e6) / 182.5e6 < 0.005  # pix2pixHD global generator at paper width: about 183 M
 
 
 def test_spade_and_discriminator_parameter_counts_cityscapes():

@@ -1,6 +1,6 @@
 """Denoising data: the BSD image sets, the fixed test noise and the training patch sampler.
 
-Noise model (DnCNN; DESIGN sec. 5): clean ``uint8`` image ``x`` -> ``x / 255`` in [0, 1];
+Noise model (DnCNN; docs/design.md#denoising-protocol): clean ``uint8`` image ``x`` -> ``x / 255`` in [0, 1];
 noisy ``y = x / 255 + sigma / 255 * n`` with ``n ~ N(0, 1)`` per pixel and channel, NOT
 clipped. ``sigma`` is always given in 0..255 units.
 """
@@ -15,18 +15,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lib.data.images import read_image
+from lib.data.images import list_images, read_image
 from lib.data.transforms import NUM_AUGMENT_MODES, augment, sample_rng
 
 __all__ = [
     "PatchDataset",
-    "list_images",
     "load_set",
     "load_named_set",
     "test_noise_seed",
     "noisy_test_image",
     "SETS",
-    "IMAGE_SUFFIXES",
 ]
 
 # name -> (mode, role); DnCNN paper: Train400 / BSD68 / Set12 (gray), CBSD432 / CBSD68 (color)
@@ -37,24 +35,6 @@ SETS: dict[str, tuple[str, str]] = {
     "set12": ("L", "test"),
     "cbsd68": ("RGB", "test"),
 }
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
-def list_images(root: str | os.PathLike) -> list[Path]:
-    """Image files directly in ``root`` (by suffix), sorted by name.
-
-    Raises:
-        FileNotFoundError: ``root`` is not a folder, or holds no image (folder named).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder not found: {root}")
-    paths = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {root}")
-    return paths
-
-
 def load_set(root: str | os.PathLike, mode: str) -> list[tuple[str, np.ndarray]]:
     """Loads every image of a folder.
 

@@ -13,9 +13,27 @@ from PIL import Image, UnidentifiedImageError
 
 from lib.io import atomic_path
 
-__all__ = ["read_image", "read_label", "write_image", "image_size"]
+__all__ = ["read_image", "read_label", "write_image", "image_size", "list_images", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # what a folder of images may hold
 
 _LABEL_MODES = ("P", "L", "I;16", "I;16B", "I;16L", "I", "1")  # single-channel index images
+
+
+def list_images(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, any case), sorted by name.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder, or holds no image (folder named).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    wanted = {x.lower() for x in suffixes}
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in wanted)
+    if not paths:
+        raise FileNotFoundError(f"no image files ({', '.join(sorted(wanted))}) in {folder}")
+    return paths
 
 
 def _open(path: str | os.PathLike) -> Image.Image:
@@ -26,6 +44,8 @@ def _open(path: str | os.PathLike) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()  # full decode: catches truncated and corrupt data now
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"{path}: image too large to decode safely ({e})") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"{path}: unreadable or corrupt image file ({e})") from e
     return img

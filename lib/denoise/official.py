@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from lib.denoise.protocol import evaluate_denoiser, load_test_set, noise_fn, published_psnr, summarize
+from lib.denoise.protocol import TEST_SETS, evaluate_denoiser, load_test_set, noise_fn, published_psnr, summarize
 from lib.models import dncnn
 
 __all__ = ["DnCNNOfficialConfig", "OFFICIAL", "official_weights_for", "evaluate_official_dncnn", "official_summary"]
@@ -37,6 +37,22 @@ class DnCNNOfficialConfig:
     max_images: int = 0  # 0 = every image of each set
     crop: int = 0  # 0 = full images; > 0 = centre crop of that size (smoke scale only)
     threads: int = 0  # torch threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        for name in ("max_images", "crop", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0 (0 = {'all' if name != 'crop' else 'no crop'})")
+        if 0 < self.crop < 8:
+            raise ValueError(f"crop={self.crop} must be 0 (full images) or at least 8 pixels")
+        if not self.sigmas or any(not 0 < s <= 255 for s in self.sigmas):
+            raise ValueError(f"sigmas={list(self.sigmas)} must be noise levels in (0, 255]")
+        unknown_sets = sorted(set(self.sets) - set(TEST_SETS))
+        if unknown_sets:
+            raise ValueError(f"sets: unknown test set(s) {unknown_sets}; known: {', '.join(TEST_SETS)}")
+        for name, models in self.sets.items():
+            bad = sorted(set(models) - set(OFFICIAL))
+            if bad:
+                raise ValueError(f"sets.{name}: unknown official model(s) {bad}; known: {', '.join(OFFICIAL)}")
 
 
 # model key in params -> official weights per sigma (a str: one blind model for all sigmas)

@@ -97,6 +97,8 @@ def load_test_set(name: str, raw_dir: str | Path, max_images: int = 0, crop: int
     """
     if name not in TEST_SETS:
         raise KeyError(f"unknown test set {name!r}; known: {', '.join(TEST_SETS)}")
+    if max_images < 0 or crop < 0:
+        raise ValueError(f"max_images={max_images} and crop={crop} must be >= 0 (0 = all images, full size)")
     folder, mode = TEST_SETS[name]
     images = dn_data.load_set(Path(raw_dir) / folder, mode)
     if max_images:

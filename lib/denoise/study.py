@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib.config import ConfigError, deep_merge, from_dict
+from lib.config import ConfigError, check_keys, deep_merge, from_dict
 from lib.data import denoise as dn_data
 from lib.models import make_config
 from lib.models.asapnet_denoise import VARIANTS, variant_config
@@ -101,6 +101,12 @@ class TrainDenoiserStage:
     common: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("runs: expected at least one training run")
+        for name in self.runs:  # every run is checked when the section loads, key by key
+            run_settings(self, name)
+
 
 def run_settings(stage: TrainDenoiserStage, name: str) -> tuple[DenoiseRun, Any, Any]:
     """The run ``name``: ``(DenoiseRun, model config instance, DenoiseTrainConfig)``.
@@ -119,6 +125,8 @@ def run_settings(stage: TrainDenoiserStage, name: str) -> tuple[DenoiseRun, Any,
             model_cfg = variant_config(run.variant, in_channels=run.channels, **run.model_cfg)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}.model_cfg: {e}") from e
+    check_keys(DenoiseTrainConfig, stage.common, "train_denoiser.common")
+    check_keys(DenoiseTrainConfig, run.train, f"{where}.train")
     train_cfg = from_dict(DenoiseTrainConfig, deep_merge(stage.common, run.train), where=f"{where}.train")
     return run, model_cfg, train_cfg
 

@@ -1,4 +1,4 @@
-"""FID and KID from pytorch-fid's InceptionV3 pool3 features (DESIGN sec. 5).
+"""FID and KID from pytorch-fid's InceptionV3 pool3 features (docs/design.md#translation-protocol).
 
 Features: ``pytorch_fid.inception.InceptionV3([BLOCK_INDEX_BY_DIM[2048]])`` (the TF-2015 FID
 Inception; it resizes its input bilinearly to 299x299 and scales [0, 1] to [-1, 1]
@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lib.data import images
 from lib.data.fetch import CHECKSUM_DIR, read_checksums, sha256_file
 from lib.paths import WEIGHTS_ENV, raw_dir
 
@@ -154,22 +155,14 @@ def inception_model(
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The image files of ``folder`` as pytorch-fid lists them (its extension set, sorted).
+    """The image files of ``folder`` with pytorch-fid's extensions, sorted by name.
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder, or holds no image (names it).
     """
     from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(f for ext in IMAGE_EXTENSIONS for f in folder.glob(f"*.{ext}"))
-    if not files:
-        raise FileNotFoundError(
-            f"no images in {folder} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
-    return files
+    return images.list_images(folder, tuple(f".{ext}" for ext in IMAGE_EXTENSIONS))
 
 
 def _load(path: Path) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 from lib.checkpoint import load_checkpoint
 from lib.config import from_dict
 
-__all__ = ["MODELS", "build", "config_class", "model_class", "make_config", "load_model"]
+__all__ = ["MODELS", "build", "config_class", "model_class", "make_config", "load_model", "model_name"]
 
 # name -> (module, model class, config class)
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -27,6 +27,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "patchgan": ("lib.models.patchgan", "MultiscaleDiscriminator", "PatchGANConfig"),
     "dncnn": ("lib.models.dncnn", "DnCNN", "DnCNNConfig"),
     "asapnet_denoise": ("lib.models.asapnet_denoise", "ASAPNetDenoiser", "ASAPNetDenoiseConfig"),
+    "segmenter": ("lib.models.segmentation", "SegmentationNet", "SegmentationNetConfig"),
 }
 
 
@@ -86,3 +87,16 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except RuntimeError as e:
         raise ValueError(f"{path}: weights do not fit model {ckpt['model']!r}: {e}") from e
     return model.to(map_location).eval()
+
+
+def model_name(model: nn.Module) -> str:
+    """The registry name of ``model``'s class (the ``model`` key its checkpoints carry).
+
+    Raises:
+        KeyError: the class is not registered (names it and the known models).
+    """
+    cls = type(model)
+    for name, (_, class_name, _) in MODELS.items():
+        if cls.__name__ == class_name and model_class(name) is cls:  # imports only the candidates
+            return name
+    raise KeyError(f"{cls.__module__}.{cls.__name__} is not a registered model; known models: {', '.join(sorted(MODELS))}")

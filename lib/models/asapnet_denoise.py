@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.models.asapnet import LowResStream, TentDownsample
-from lib.models.pixelwise import mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
+from lib.models.pixelwise import is_power_of_two, mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
 from lib.models.pixelwise import positional_encoding as tile_positional_encoding
 
 __all__ = [
@@ -57,20 +57,16 @@ __all__ = [
 ]
 
 PATCH = 3  # side of the neighbourhood of the "patch3" context
-PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (DnCNN protocol, DESIGN sec. 5)
+PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (docs/design.md#denoising-protocol)
 CONTEXTS = ("none", "patch3", "conv")
 FINAL_ACTIVATIONS = ("tanh", "none")
-
-
-def _is_power_of_two(n: int) -> bool:
-    return n >= 1 and (n & (n - 1)) == 0
 
 
 @dataclass(frozen=True)
 class ASAPNetDenoiseConfig:
     """ASAPNet denoiser; the defaults are the plain transfer (ablation row "plain").
 
-    Paper values (ASAPNet Cityscapes setting, DESIGN sec. 4) are kept for ``tile_size`` (16),
+    Paper values (ASAPNet Cityscapes setting, docs/design.md#models) are kept for ``tile_size`` (16),
     ``positional_encoding`` (cosine), ``final_activation`` (tanh) and ``init_gain`` (0.02). The
     widths and depths are ours, reduced so that a model trains on a 2-core CPU in about 15
     minutes: paper ``lr_width`` 64, ``lr_max_width`` 1024, ``lr_depth`` 7, ``hr_width`` 64,
@@ -124,10 +120,10 @@ class ASAPNetDenoiseConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.lr_depth < 0:
             raise ValueError(f"lr_depth={self.lr_depth} must be >= 0")
-        if self.tile_size < 2 or not _is_power_of_two(self.tile_size):
+        if self.tile_size < 2 or not is_power_of_two(self.tile_size):
             raise ValueError(f"tile_size={self.tile_size} must be a power of two >= 2")
         if self.learned_ds_factor is not None and (
-            not _is_power_of_two(self.learned_ds_factor) or self.tile_size % self.learned_ds_factor
+            not is_power_of_two(self.learned_ds_factor) or self.tile_size % self.learned_ds_factor
         ):
             raise ValueError(
                 f"learned_ds_factor={self.learned_ds_factor} must be a power of two dividing "

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["bm3d_denoise"]
 
-PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (DnCNN protocol, DESIGN sec. 5)
+PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (docs/design.md#denoising-protocol)
 
 
 def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:

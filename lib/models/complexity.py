@@ -1,4 +1,4 @@
-"""Model cost: parameter counts and multiply-accumulates (MACs), the one counter every stage uses.
+"""Model cost: parameter counts, multiply-accumulates (MACs) and tensor memory, the one counter every stage uses.
 
 MACs are FLOPs / 2 as counted by ``torch.utils.flop_counter.FlopCounterMode``: convolutions
 and matrix products; element-wise operations, normalisation, interpolation and gathers count
@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-__all__ = ["count_params", "count_macs", "macs_on_meta", "params_on_meta", "complexity"]
+__all__ = ["count_params", "count_macs", "macs_on_meta", "params_on_meta", "complexity", "peak_tensor_bytes"]
 
 
 def count_params(module: nn.Module) -> int:
@@ -69,3 +69,49 @@ def complexity(
     inputs of ``input_shapes`` (see :func:`macs_on_meta`)."""
     macs = macs_on_meta(name, cfg, input_shapes, **forward_kwargs)
     return {"params": params_on_meta(name, cfg), "gmacs": None if macs is None else macs / 1e9}
+
+
+def peak_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes of the tensors created during one call of ``fn()`` and alive at once (under
+    ``inference_mode``): a deterministic measure of a forward pass's working memory, without the
+    allocator's caching. Storages shared by views count once; inputs and weights do not count.
+    """
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class _LiveBytes(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.holders: dict[int, int] = {}  # storage address -> live tensors seen holding it
+            self.sizes: dict[int, int] = {}  # storage address -> bytes
+            self.live = 0
+            self.peak = 0
+
+        def _release(self, key: int) -> None:
+            self.holders[key] -= 1
+            if self.holders[key] == 0:
+                self.live -= self.sizes.pop(key)
+                del self.holders[key]
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                    continue
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key not in self.sizes:
+                    self.sizes[key] = storage.nbytes()
+                    self.holders[key] = 0
+                    self.live += self.sizes[key]
+                    self.peak = max(self.peak, self.live)
+                self.holders[key] += 1
+                weakref.finalize(t, self._release, key)
+            return out
+
+    tracker = _LiveBytes()
+    with torch.inference_mode(), tracker:
+        fn()
+    return int(tracker.peak)

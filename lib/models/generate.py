@@ -5,13 +5,18 @@ grids and the end-to-end timing, so they all produce the same pixels for the sam
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from lib.data.transforms import one_hot
+from lib.models import make_config
 
-__all__ = ["to_uint8", "generator_inputs", "generate", "generate_images"]
+__all__ = ["GENERATORS", "size_multiple", "to_uint8", "generator_inputs", "generate", "generate_images"]
+
+GENERATORS = ("asapnet", "pix2pixhd", "spade")  # registry names of the label -> photo generators
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -69,3 +74,17 @@ def generate_images(generator: nn.Module, label_ids: Tensor, instance_edge: Tens
     with torch.inference_mode():
         fake = generate(generator, label_ids.to(device), None if instance_edge is None else instance_edge.to(device))
     return to_uint8(fake)
+
+
+def size_multiple(name: str, cfg: Any) -> tuple[int, int]:
+    """``(mh, mw)``: image height and width of generator ``name`` with config ``cfg`` must be
+    multiples of these. ASAPNet: the tile size k (the model is built for its height, k = H / 16);
+    pix2pixHD: ``2 ** n_downsampling``; SPADE: ``2 ** num_upsamplings``."""
+    c = make_config(name, cfg)
+    if name == "asapnet":
+        return c.tile_size, c.tile_size  # sec. 3: k x k tiles
+    if name == "pix2pixhd":
+        return 2**c.n_downsampling, 2**c.n_downsampling  # official: n_downsample_global stride-2 convs
+    if name == "spade":
+        return 2**c.num_upsamplings, 2**c.num_upsamplings  # official: latent grid = size / 2**num_up
+    return 1, 1

@@ -1,4 +1,4 @@
-"""Denoiser training (DnCNN recipe) with exact resume and optional DDP.
+"""Denoiser training (DnCNN recipe): the config, the model and optimizer, and one step.
 
 Recipe (Zhang et al., IEEE TIP 2017, sec. IV-A and the official training code): random
 noisy/clean patches (:class:`lib.data.denoise.PatchDataset`), Adam, mini-batch 128, a
@@ -8,73 +8,41 @@ for the residual ``R``; for a residual net the output is ``y - R(y)``, so
 the same objective up to a constant factor (``1 / (2 N)`` of a sum vs a per-pixel mean).
 That form also serves denoisers that are not residual.
 
-Determinism: the batch of step ``s`` is fixed by ``(seed, s)``: epoch ``e = s //
-steps_per_epoch``, sample indices ``k*B .. (k+1)*B - 1`` with ``k = s mod steps_per_epoch``
-(each PatchDataset sample is already random given ``(seed, e, index)``, so no permutation
-is needed). An interrupted and resumed run therefore computes the same steps as an
-uninterrupted one. Under ``torchrun`` each rank takes a disjoint contiguous shard of that
-batch; DDP averages the gradients, so without batch norm the update equals the
-single-process one (batch-norm statistics are per rank).
+The loop, resume, checkpoints, loss CSV and DDP are :func:`lib.train.loop.run`'s. Data order:
+the batch of step ``s`` is the patches ``k*B .. (k+1)*B - 1`` of epoch ``s // steps_per_epoch``
+(``k = s mod steps_per_epoch``) in order, without a permutation: each PatchDataset sample is
+already random given ``(seed, epoch, index)``. Under ``torchrun`` DDP averages the shard
+gradients, so without batch norm the update equals the single-process one (batch-norm
+statistics are per rank).
 
-Outputs (rank 0): ``out_dir/checkpoint.pt`` (latest, atomic, see
-:func:`lib.train.common.save_training_checkpoint`) and ``out_dir/losses.csv`` with columns
-``step, epoch, loss, lr, seconds``.
+Outputs (rank 0): ``out_dir/checkpoint.pt`` and ``out_dir/losses.csv`` (:data:`LOSS_COLUMNS`).
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import time
-import warnings
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lib.config import from_dict, to_dict
+from lib.config import from_dict
 from lib.data.denoise import PatchDataset
 from lib.models import build, make_config
-from lib.train.common import (
-    all_reduce_mean,
-    append_losses,
-    autocast,
-    check_batch,
-    check_finite,
-    check_finite_params,
-    cleanup,
-    gather_rng_states,
-    init_distributed,
-    is_distributed,
-    is_main,
-    barrier,
-    load_model,
-    load_training_checkpoint,
-    prepare_output,
-    rank_seed,
-    save_training_checkpoint,
-    seed_everything,
-    set_threads,
-    wrap_ddp,
-)
+from lib.train.common import autocast
+from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
 __all__ = [
     "DenoiseTrainConfig",
     "train_denoiser",
-    "load_denoiser",
-    "batch_indices",
     "CHECKPOINT_NAME",
     "LOSSES_NAME",
     "LOSS_COLUMNS",
     "RESUME_KEYS",
 ]
 
-CHECKPOINT_NAME = "checkpoint.pt"
-LOSSES_NAME = "losses.csv"
 LOSS_COLUMNS = ("step", "epoch", "loss", "lr", "seconds")
 
 # Training settings that fix the trajectory: a checkpoint made with other values cannot be
@@ -178,56 +146,6 @@ class DenoiseTrainConfig:
         return min(full, self.max_steps) if self.max_steps else full
 
 
-def batch_indices(step: int, steps_per_epoch: int, batch_size: int, rank: int = 0, world_size: int = 1) -> tuple[int, range]:
-    """The patches of optimizer step ``step`` (0-based) taken by ``rank``.
-
-    Returns:
-        ``(epoch, indices)``: ``epoch = step // steps_per_epoch`` and the contiguous shard
-        ``rank`` of ``k*B .. (k+1)*B - 1`` (``k = step mod steps_per_epoch``, ``B =
-        batch_size``), of length ``B / world_size``.
-
-    Raises:
-        ValueError: ``batch_size`` is not a multiple of ``world_size``.
-    """
-    if batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
-    shard = batch_size // world_size
-    epoch, k = divmod(int(step), int(steps_per_epoch))
-    first = k * batch_size + rank * shard
-    return epoch, range(first, first + shard)
-
-
-class _EpochItems(Dataset):
-    """Indexes a PatchDataset by ``(epoch, index)`` (so worker processes need no set_epoch)."""
-
-    def __init__(self, dataset: PatchDataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        epoch, index = key
-        self.dataset.set_epoch(epoch)
-        return self.dataset[index]
-
-
-class _StepBatches(Sampler):
-    """Yields this rank's ``[(epoch, index), ...]`` for steps ``start .. total - 1``."""
-
-    def __init__(self, start: int, total: int, steps_per_epoch: int, batch_size: int, rank: int, world: int) -> None:
-        self.start, self.total = start, total
-        self.spe, self.batch, self.rank, self.world = steps_per_epoch, batch_size, rank, world
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for step in range(self.start, self.total):
-            epoch, idx = batch_indices(step, self.spe, self.batch, self.rank, self.world)
-            yield [(epoch, i) for i in idx]
-
-    def __len__(self) -> int:
-        return max(0, self.total - self.start)
-
-
 def _images(images: Sequence[Any]) -> list[np.ndarray]:
     """Accepts uint8 arrays or ``(name, array)`` pairs (as returned by ``load_set``)."""
     out = []
@@ -236,14 +154,6 @@ def _images(images: Sequence[Any]) -> list[np.ndarray]:
             im = im[1]
         out.append(np.asarray(im))
     return out
-
-
-def _check_resume_params(path: Path, stored: Mapping[str, Any], cfg: DenoiseTrainConfig) -> None:
-    now = to_dict(cfg)
-    diff = [k for k in RESUME_KEYS if stored.get(k) != now[k]]
-    if diff:
-        pairs = ", ".join(f"{k}: checkpoint {stored.get(k)!r} vs requested {now[k]!r}" for k in diff)
-        raise ValueError(f"{path}: cannot resume, training settings differ ({pairs}); use another out_dir or resume=False")
 
 
 def train_denoiser(
@@ -255,15 +165,13 @@ def train_denoiser(
     resume: bool = True,
     *,
     progress: bool = True,
-    on_step: Callable[[int, float, nn.Module], None] | None = None,
+    on_step: Callable[[int, dict, dict[str, nn.Module]], None] | None = None,
 ) -> dict:
     """Trains a denoiser from the model registry on noisy/clean patches.
 
     The model is called as ``model(noisy, sigma=sigma)`` with ``noisy`` (B, C, P, P) and
     ``sigma`` (B,) in 0..255 units (blind models ignore it); the loss is
-    ``mean((model(noisy) - clean)^2)``. Under ``torchrun`` the model is wrapped in
-    DistributedDataParallel, each rank takes a disjoint shard of every batch, and rank 0
-    writes the outputs.
+    ``mean((model(noisy) - clean)^2)``.
 
     Args:
         model_name: registry name (``lib.models.MODELS``).
@@ -272,12 +180,9 @@ def train_denoiser(
         images: training images, uint8 ``(H, W)`` or ``(H, W, 3)`` arrays (or ``(name,
             array)`` pairs).
         out_dir: folder for ``checkpoint.pt`` and ``losses.csv``.
-        resume: continue from ``out_dir/checkpoint.pt`` when it exists (same data order,
-            optimizer, scheduler and RNG state); ``False`` starts afresh and replaces it.
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists; ``False`` starts afresh.
         progress: show a tqdm bar (rank 0).
-        on_step: called on every rank after each step (and its log row / checkpoint) as
-            ``on_step(step, loss, model)`` with the steps done, the step's loss (mean over
-            ranks) and the unwrapped model.
+        on_step: ``on_step(step, losses, models)`` after each step (:func:`lib.train.loop.run`).
 
     Returns:
         ``dict(model, steps, start_step, steps_run, wall_seconds, train_seconds, final_loss,
@@ -292,147 +197,38 @@ def train_denoiser(
             checkpoint, which is left intact).
     """
     cfg = train_cfg if isinstance(train_cfg, DenoiseTrainConfig) else from_dict(DenoiseTrainConfig, train_cfg, where="train")
-    owns_group = not is_distributed()
-    rank, world, device = init_distributed(device=cfg.device)
-    try:
-        return _train(model_name, make_config(model_name, model_cfg), cfg, _images(images), Path(out_dir),
-                      resume, progress, on_step, rank, world, device)
-    finally:
-        if owns_group:
-            cleanup()
-
-
-def _train(
-    model_name: str,
-    model_cfg: Any,
-    cfg: DenoiseTrainConfig,
-    images: list[np.ndarray],
-    out_dir: Path,
-    resume: bool,
-    progress: bool,
-    on_step: Callable[[int, float, nn.Module], None] | None,
-    rank: int,
-    world: int,
-    device: torch.device,
-) -> dict:
-    from tqdm import tqdm
-
-    t_start = time.perf_counter()
-    set_threads(cfg.threads)
-    check_batch(cfg.batch_size, world)
-    ckpt_path, csv_path = out_dir / CHECKPOINT_NAME, out_dir / LOSSES_NAME
-    spe, total = cfg.steps_per_epoch, cfg.total_steps
+    model_cfg = make_config(model_name, model_cfg)
     sigma = cfg.sigma_fixed if cfg.sigma_fixed is not None else tuple(cfg.sigma_range)
-    dataset = PatchDataset(images, cfg.patch_size, cfg.patches_per_epoch, sigma, cfg.seed)
+    dataset = PatchDataset(_images(images), cfg.patch_size, cfg.patches_per_epoch, sigma, cfg.seed)
 
-    seed_everything(cfg.seed)  # same initial weights on every rank
-    net = build(model_name, model_cfg).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)  # DnCNN official training code: Adam
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [m * spe for m in cfg.milestones], gamma=cfg.gamma)
-    models, optimizers, schedulers = {"model": net}, {"adam": optimizer}, {"lr": scheduler}
-    seed_everything(rank_seed(cfg.seed, rank))
+    def build_parts(device: torch.device) -> Parts:
+        net = build(model_name, model_cfg).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)  # DnCNN official training code: Adam
+        milestones = [m * cfg.steps_per_epoch for m in cfg.milestones]
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg.gamma)
 
-    start, seconds0, loss_sum, loss_count, last_loss = 0, 0.0, 0.0, 0, math.nan
-    if resume and ckpt_path.is_file():
-        info = load_training_checkpoint(
-            ckpt_path, models, optimizers, schedulers, model_name=model_name, model_cfg=model_cfg, rank=rank
-        )
-        _check_resume_params(ckpt_path, info["params"], cfg)
-        extra = info["extra"]
-        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
-        if has_bn and int(extra.get("world_size", world)) != world:
-            warnings.warn(f"{ckpt_path}: saved with {extra.get('world_size')} ranks, resumed with {world}: "
-                          "batch-norm statistics per rank change the trajectory")
-        start = info["step"]
-        seconds0 = float(extra.get("seconds", 0.0))
-        loss_sum, loss_count = float(extra.get("loss_sum", 0.0)), int(extra.get("loss_count", 0))
-        last_loss = float(extra.get("last_loss", math.nan))
-    last_good = prepare_output(out_dir, ckpt_path, csv_path, start, rank)
+        def step(batch: dict, _step: int, nets: dict[str, nn.Module]) -> dict:
+            model = nets["model"]
+            noisy = batch["noisy"].to(device, non_blocking=True)  # (B/world, C, P, P)
+            clean = batch["clean"].to(device, non_blocking=True)  # (B/world, C, P, P)
+            sigmas = batch["sigma"].to(device, non_blocking=True)  # (B/world,) in 0..255 units
+            with autocast(device, cfg.amp):
+                out = model(noisy, sigma=sigmas)  # (B/world, C, P, P)
+            loss = F.mse_loss(out.float(), clean)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            return {"loss": loss}
 
-    model = wrap_ddp(net, world, device)
-    model.train()
-    loader = DataLoader(
-        _EpochItems(dataset),
-        batch_sampler=_StepBatches(start, total, spe, cfg.batch_size, rank, world),
-        num_workers=cfg.workers,
-        pin_memory=device.type == "cuda",
-    )
-    bar = tqdm(total=total, initial=start, disable=not (progress and is_main(rank)), desc=f"train {model_name}", unit="step")
-    t_loop = time.perf_counter()
-    step = start
-    for batch in loader:
-        epoch = step // spe
-        noisy = batch["noisy"].to(device, non_blocking=True)  # (B/world, C, P, P)
-        clean = batch["clean"].to(device, non_blocking=True)  # (B/world, C, P, P)
-        sigmas = batch["sigma"].to(device, non_blocking=True)  # (B/world,) in 0..255 units
-        with autocast(device, cfg.amp):
-            out = model(noisy, sigma=sigmas)  # (B/world, C, P, P)
-        loss = F.mse_loss(out.float(), clean)
-        mean_loss = all_reduce_mean(loss)
-        check_finite({"loss": mean_loss}, step + 1, last_good)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        lr = float(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-        step += 1
+        return Parts(model_name, model_cfg, {"model": net}, {"adam": optimizer}, {"lr": scheduler}, step)
 
-        last_loss = float(mean_loss)
-        loss_sum, loss_count = loss_sum + last_loss, loss_count + 1
-        seconds = seconds0 + time.perf_counter() - t_loop
-        if step % cfg.log_every == 0 or step == total:
-            if is_main(rank):
-                row = dict(step=step, epoch=epoch, loss=loss_sum / loss_count, lr=lr, seconds=round(seconds, 3))
-                append_losses(csv_path, [row])
-            loss_sum, loss_count = 0.0, 0
-        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == total:
-            check_finite_params(models, step, last_good)
-            rng = gather_rng_states()
-            if is_main(rank):
-                save_training_checkpoint(
-                    ckpt_path,
-                    model_name=model_name,
-                    model_cfg=model_cfg,
-                    params=cfg,
-                    step=step,
-                    epoch=step // spe,
-                    models=models,
-                    optimizers=optimizers,
-                    schedulers=schedulers,
-                    rng=rng,
-                    extra=dict(seconds=seconds, loss_sum=loss_sum, loss_count=loss_count, last_loss=last_loss,
-                               world_size=world),
-                )
-            last_good = ckpt_path
-        bar.update(1)
-        bar.set_postfix(loss=f"{last_loss:.4g}", lr=f"{lr:.2g}")
-        if on_step is not None:
-            on_step(step, last_loss, net)
-    bar.close()
-    barrier()
-    return {
-        "model": model_name,
-        "steps": step,
-        "start_step": start,
-        "steps_run": step - start,
-        "wall_seconds": time.perf_counter() - t_start,
-        "train_seconds": seconds0 + (time.perf_counter() - t_loop if step > start else 0.0),
-        "final_loss": last_loss,
-        "checkpoint": str(ckpt_path),
-        "losses_csv": str(csv_path),
-        "world_size": world,
-        "device": str(device),
-    }
-
-
-def load_denoiser(checkpoint_path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """A trained denoiser in eval mode, built from the checkpoint's model name and config via
-    the registry; call it as ``model(noisy, sigma=sigma)``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a checkpoint of this project, or weights that do not fit (names the file).
-    """
-    return load_model(checkpoint_path, map_location)
+    trainer = Trainer(name=model_name, cfg=cfg, items=EpochItems(dataset), num_items=cfg.patches_per_epoch,
+                      total_steps=cfg.total_steps, build=build_parts, loss_terms=("loss",),
+                      lr_columns={"lr": "adam"}, resume_keys=RESUME_KEYS, shuffle=False)
+    out = run(trainer, out_dir, resume=resume, progress=progress, on_step=on_step)
+    out = {"model": model_name, **out, "final_loss": out["last_losses"]["loss"]}
+    keys = ("model", "steps", "start_step", "steps_run", "wall_seconds", "train_seconds", "final_loss", "checkpoint",
+            "losses_csv", "world_size", "device")
+    return {k: out[k] for k in keys}

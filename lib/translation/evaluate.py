@@ -1,23 +1,23 @@
-"""Label -> photo evaluation: FID/KID against the real test photos and mIoU of a segmenter.
+"""Label -> photo evaluation: FID/KID against the real test photos and mIoU of a segmenter, one row per model.
 
-Protocol (DESIGN sec. 5), applied to every trained generator alike:
+Protocol (docs/design.md#translation-protocol), applied to every trained generator alike:
 
-1. **Images.** Each generator translates every test label map once
-   (:func:`generate_test_images`, file ``<stem>.png``); the real test photos are written at
-   the same resolution, uint8 PNG, under the same names (:func:`real_test_images`).
+1. **Images** (:mod:`lib.translation.image_sets`). Each generator translates every test label
+   map once (file ``<stem>.png``); the real test photos are written at the same resolution,
+   uint8 PNG, under the same names.
 2. **FID / KID** (:func:`fid_kid`): pytorch-fid's InceptionV3 pool3 features (2048-d) of
    both folders, computed once per folder; FID (Frechet distance of the fitted Gaussians)
    and KID (unbiased MMD^2, cubic polynomial kernel) from the same features; a bootstrap
    spread of FID from ``n_boot`` resamplings (with replacement) of the generated images,
    each computed with the exact ``"svd"`` method. N (images per side) is recorded.
-3. **mIoU** (:func:`segmentation_scores`): a segmenter predicts classes on the generated
-   images; the confusion matrix against the test label maps (as class ids) is summed over
-   images and gives mIoU, pixel accuracy and per-class IoU; a bootstrap over images gives
-   the spread of mIoU. The same segmenter on the real test photos gives the ceiling
-   (:func:`evaluate_real`). Which segmenter produced the numbers is recorded in every row:
-   the U-Net trained here on the real training photos (:mod:`lib.train.segmenter`), or a
-   TorchScript file such as a scripted DRN-D-105 (the paper's evaluator on Cityscapes,
-   :func:`lib.train.segmenter.load_torchscript_segmenter`).
+3. **mIoU** (:func:`lib.translation.segmentation_eval.segmentation_scores`): a segmenter
+   predicts classes on the generated images; the confusion matrix against the test label maps
+   (as class ids) is summed over images and gives mIoU, pixel accuracy and per-class IoU; a
+   bootstrap over images gives the spread of mIoU. The same segmenter on the real test photos
+   gives the ceiling (:func:`evaluate_real`). Which segmenter produced the numbers is recorded
+   in every row: the U-Net trained here on the real training photos (:mod:`lib.train.segmenter`, :mod:`lib.models.segmentation`),
+   or a TorchScript file such as a scripted DRN-D-105 (the paper's evaluator on Cityscapes,
+   :func:`lib.models.segmentation.load_torchscript_segmenter`) (:func:`build_segmenter`).
 
 :data:`FID_CAVEAT` states the small-N bias of FID; the report prints it beside the values.
 
@@ -30,44 +30,33 @@ import dataclasses
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from lib.data.images import read_image, write_image
-from lib.data.transforms import photo_to_tensor
+from lib.checkpoint import load_checkpoint
+from lib.data.labels import LabelSet
+from lib.device import resolve_device
 from lib.io import write_csv, write_json
 from lib.metrics import fid as fidlib
-from lib.metrics.miou import confusion_matrix, scores_from_confusion
-from lib.train import gan
-from lib.train.segmenter import (
-    DRN_CITYSCAPES_MEAN,
-    DRN_CITYSCAPES_STD,
-    LabelSet,
-    load_segmenter,
-    load_torchscript_segmenter,
-    segment,
-)
+from lib.paths import ROOT
+from lib.models import load_model, model_name
+from lib.models.segmentation import DRN_CITYSCAPES_MEAN, DRN_CITYSCAPES_STD, load_torchscript_segmenter
+from lib.translation.image_sets import generate_test_images, reference_images
+from lib.translation.segmentation_eval import segmentation_scores, test_targets
 
 __all__ = [
     "TranslationEvalConfig",
-    "generate_test_images",
-    "real_test_images",
-    "reference_images",
-    "test_targets",
-    "fid_kid",
-    "segmentation_scores",
-    "build_segmenter",
+    "prepare_device",
     "load_inception",
+    "fid_kid",
+    "build_segmenter",
     "evaluate_model",
     "evaluate_real",
     "write_results",
-    "sample_grid",
-    "first_items",
-    "prepare_device",
     "ROW_COLUMNS",
     "FID_CAVEAT",
     "PROTOCOL",
@@ -78,7 +67,6 @@ ROW_COLUMNS = (
     "miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
     "mean_class_accuracy", "fid_between", "segmenter",
 )
-BOOT_PERCENTILES = (2.5, 97.5)  # two-sided 95% percentile interval
 FID_CAVEAT = (
     "FID is biased upward at small N: its expected value falls as N grows, and with fewer "
     "images than the 2048 feature dimensions the covariances are rank-deficient (pytorch-fid "
@@ -97,7 +85,7 @@ PROTOCOL = (
 
 @dataclasses.dataclass(frozen=True)
 class TranslationEvalConfig:
-    """``evaluate_translation``: FID/KID and mIoU of the trained generators (DESIGN sec. 5).
+    """``evaluate_translation``: FID/KID and mIoU of the trained generators (docs/design.md#translation-protocol).
 
     Attributes:
         seed: seeds the KID subsets, the bootstraps and the reference-image pick.
@@ -112,7 +100,7 @@ class TranslationEvalConfig:
             the whole set and ``kid_std`` is 0: for small test sets use about N / 2.
         segmenter: ``"trained"`` (the stage's own segmenter checkpoint) or the path (relative
             to the project root, or absolute) of a TorchScript segmenter, e.g. a scripted
-            DRN-D-105 for Cityscapes, 19 trainIds (:func:`lib.train.segmenter.load_torchscript_segmenter`).
+            DRN-D-105 for Cityscapes, 19 trainIds (:func:`lib.models.segmentation.load_torchscript_segmenter`).
         segmenter_mean: input normalisation mean of a TorchScript segmenter ([0, 1] images).
         segmenter_std: input normalisation std of a TorchScript segmenter.
         segmenter_input_size: ``(H, W)`` the images are resized to for a TorchScript
@@ -157,13 +145,8 @@ class TranslationEvalConfig:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
 
 
-# ----------------------------------------------------------------------------- images
-
-
 def prepare_device(cfg: TranslationEvalConfig) -> torch.device:
-    """Applies ``cfg.threads`` and resolves ``cfg.device`` (:func:`lib.train.common.resolve_device`)."""
-    from lib.train.common import resolve_device
-
+    """Applies ``cfg.threads`` and resolves ``cfg.device`` (:func:`lib.device.resolve_device`)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return resolve_device(cfg.device)
@@ -171,8 +154,6 @@ def prepare_device(cfg: TranslationEvalConfig) -> torch.device:
 
 def _project_path(path: str | os.PathLike) -> Path:
     """A params path: absolute as given, relative ones against the project root."""
-    from lib.paths import ROOT
-
     path = Path(path).expanduser()
     return path if path.is_absolute() else ROOT / path
 
@@ -182,114 +163,6 @@ def load_inception(cfg: TranslationEvalConfig, device: str | torch.device = "cpu
     or the default weights lookup (:func:`lib.metrics.fid.ensure_inception_weights`)."""
     weights = None if cfg.fid_weights is None else _project_path(cfg.fid_weights)
     return fidlib.inception_model(device, weights)
-
-
-def first_items(dataset: Dataset, n: int) -> Dataset:
-    """The first ``n`` items of ``dataset`` (all of them when ``n`` is 0 or exceeds its length)."""
-    if n <= 0 or n >= len(dataset):
-        return dataset
-    return Subset(dataset, range(n))
-
-
-def _stem(item: Mapping[str, Any]) -> str:
-    return Path(item["path"]).stem
-
-
-def _remove_stale(out_dir: Path, keep: Sequence[Path]) -> None:
-    """Deletes the PNGs in ``out_dir`` that are not in ``keep`` (left by an earlier run)."""
-    names = {p.name for p in keep}
-    for p in out_dir.glob("*.png"):
-        if p.name not in names:
-            p.unlink()
-
-
-def generate_test_images(
-    checkpoint: str | os.PathLike,
-    dataset: Dataset,
-    out_dir: str | os.PathLike,
-    batch_size: int = 8,
-    device: str | torch.device = "cpu",
-) -> list[Path]:
-    """Writes the generator's image for every test item as ``out_dir/<stem>.png``.
-
-    The generator is rebuilt from its checkpoint (:func:`lib.train.gan.load_generator`) and
-    run by :func:`lib.train.gan.generate` (uint8 ``round((x + 1) * 127.5)``); PNGs in
-    ``out_dir`` that belong to no test item are removed.
-
-    Args:
-        checkpoint: a training checkpoint of :func:`lib.train.gan.train_gan`.
-        dataset: test items ``dict(label[, instance_edge], path)`` at the evaluation size.
-        out_dir: destination folder.
-        batch_size: items per forward.
-        device: where the generator runs.
-
-    Returns:
-        The written files, in dataset order.
-    """
-    generator = gan.load_generator(checkpoint, map_location=device)
-    out_dir = Path(out_dir)
-    files = gan.generate(generator, dataset, out_dir, batch_size)
-    _remove_stale(out_dir, files)
-    return files
-
-
-def _write_photos(dataset: Dataset, indices: Sequence[int], out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, seen = [], {}
-    for i in indices:
-        item = dataset[i]
-        if "image" not in item:
-            raise ValueError(f"item {i} ({item.get('path', '?')}) has no photo: the real-image set needs photos")
-        stem = _stem(item)
-        if stem in seen:
-            raise ValueError(f"items {seen[stem]} and {item['path']} would both be written as {stem}.png")
-        seen[stem] = item["path"]
-        img = ((item["image"].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, H, W)
-        written.append(write_image(out_dir / f"{stem}.png", img.permute(1, 2, 0).numpy()))  # (H, W, 3)
-    _remove_stale(out_dir, written)
-    return written
-
-
-def real_test_images(dataset: Dataset, out_dir: str | os.PathLike) -> list[Path]:
-    """Writes the real photo of every test item as ``out_dir/<stem>.png`` (uint8 PNG).
-
-    The photos are the dataset's own (resized to the evaluation size exactly as the
-    generators' training photos: bicubic, uint8), so ``round((x + 1) * 127.5)`` gives back the
-    resized uint8 pixels; the names equal those of :func:`generate_test_images` for the
-    same dataset. Stale PNGs in ``out_dir`` are removed.
-
-    Returns:
-        The written files, in dataset order.
-
-    Raises:
-        ValueError: an item without a photo, or two items with the same file stem.
-    """
-    return _write_photos(dataset, range(len(dataset)), Path(out_dir))
-
-
-def reference_images(dataset: Dataset, n: int, seed: int, out_dir: str | os.PathLike) -> list[Path]:
-    """Writes ``n`` real photos of another split (e.g. training), picked by a seeded
-    permutation, as a FID reference: real vs real at the same N.
-
-    Returns:
-        The written files.
-    """
-    if not 1 <= n <= len(dataset):
-        raise ValueError(f"reference set: n={n} must be in 1..{len(dataset)}")
-    pick = np.random.default_rng(seed).permutation(len(dataset))[:n]  # (n,)
-    return _write_photos(dataset, sorted(int(i) for i in pick), Path(out_dir))
-
-
-def test_targets(dataset: Dataset, labels: LabelSet) -> dict[str, Tensor]:
-    """``{stem: class ids (H, W) int64}`` of every test item (:meth:`LabelSet.targets`)."""
-    out = {}
-    for i in range(len(dataset)):
-        item = dataset[i]
-        out[_stem(item)] = labels.targets(item["label"])
-    return out
-
-
-# ----------------------------------------------------------------------------- FID / KID
 
 
 def fid_kid(
@@ -359,115 +232,6 @@ def fid_kid(
     }
 
 
-# ----------------------------------------------------------------------------- mIoU
-
-
-def _image_batches(images, batch_size: int):
-    """Yields ``(names, (B, 3, H, W) in [-1, 1])`` from a folder, a list of files or a tensor."""
-    if isinstance(images, Tensor):
-        if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
-            raise ValueError(f"images must be a float tensor (N, 3, H, W) in [-1, 1], got {images.dtype} {tuple(images.shape)}")
-        for lo in range(0, images.shape[0], batch_size):
-            yield [None] * min(batch_size, images.shape[0] - lo), images[lo : lo + batch_size]
-        return
-    files = fidlib.list_images(images) if isinstance(images, (str, os.PathLike)) else [Path(p) for p in images]
-    if not files:
-        raise ValueError("segmentation_scores: no images")
-    for lo in range(0, len(files), batch_size):
-        chunk = files[lo : lo + batch_size]
-        batch = [photo_to_tensor(read_image(p, "RGB")) for p in chunk]  # each (3, H, W)
-        shapes = {tuple(t.shape) for t in batch}
-        if len(shapes) > 1:
-            raise ValueError(f"images of one batch differ in size {sorted(shapes)}: {chunk[0].parent}")
-        yield [p.stem for p in chunk], torch.stack(batch)  # (B, 3, H, W)
-
-
-def segmentation_scores(
-    segmenter: Callable[[Tensor], Tensor],
-    images,
-    labels,
-    num_classes: int,
-    ignore_index: int | None = 255,
-    *,
-    batch_size: int = 16,
-    device: str | torch.device = "cpu",
-    n_boot: int = 0,
-    seed: int = 0,
-) -> dict:
-    """mIoU, pixel accuracy and per-class IoU of a segmenter's predictions on images.
-
-    Per image ``i`` the confusion matrix ``cm_i[t, p]`` counts pixels of true class ``t``
-    predicted as ``p`` (pixels with target ``ignore_index`` left out); ``cm = sum_i cm_i``
-    gives ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, ``mIoU = nanmean_c IoU_c`` (classes absent
-    from both target and prediction excluded), ``pixel_accuracy = sum_c TP_c / sum(cm)``
-    (:func:`lib.metrics.miou.scores_from_confusion`). The bootstrap draws N images with
-    replacement ``n_boot`` times and recomputes mIoU from the summed matrices.
-
-    Args:
-        segmenter: maps (B, 3, H, W) in ``[-1, 1]`` to logits (B, C, H, W) or ids (B, H, W)
-            (:func:`lib.train.segmenter.segment`); a module must already be on ``device``.
-        images: a folder (its PNG/JPEG files, sorted), a list of image files, or a float
-            tensor (N, 3, H, W) in ``[-1, 1]``.
-        labels: true class ids: a mapping ``{file stem: (H, W)}`` (files are matched by
-            stem), or a tensor (N, H, W) / sequence of (H, W) maps in image order.
-        num_classes: C.
-        ignore_index: target value to leave out (``None``: none).
-        batch_size: images per forward.
-        device: where the segmenter runs.
-        n_boot: bootstrap replicates (0: none; the interval keys are then NaN).
-        seed: bootstrap seed (``np.random.default_rng``).
-
-    Returns:
-        ``dict(miou, pixel_accuracy, mean_class_accuracy, per_class_iou (list of C), n,
-        miou_boot_low, miou_boot_high, miou_boot_std)``.
-
-    Raises:
-        ValueError / KeyError: images and labels that do not pair up (count, size or a
-            missing stem, named).
-    """
-    per_image: list[np.ndarray] = []
-    k = 0
-    for names, batch in _image_batches(images, batch_size):
-        pred = segment(segmenter, batch.to(device)).cpu()  # (B, H, W)
-        for j, name in enumerate(names):
-            if isinstance(labels, Mapping):
-                if name is None or name not in labels:
-                    raise KeyError(f"no label map for image {name!r} (labels hold {len(labels)} stems)")
-                target = labels[name]
-            else:
-                if k >= len(labels):
-                    raise ValueError(f"more images than label maps ({len(labels)})")
-                target = labels[k]
-            target = torch.as_tensor(np.asarray(target) if not isinstance(target, Tensor) else target)
-            if tuple(target.shape) != tuple(pred[j].shape):
-                raise ValueError(f"image {name or k}: prediction {tuple(pred[j].shape)} vs label map {tuple(target.shape)}")
-            per_image.append(confusion_matrix(pred[j], target.long(), num_classes, ignore_index))
-            k += 1
-    if not isinstance(labels, Mapping) and k != len(labels):
-        raise ValueError(f"{k} images but {len(labels)} label maps")
-    cms = np.stack(per_image)  # (N, C, C)
-    scores = scores_from_confusion(cms.sum(0))
-    out = {
-        "miou": scores["miou"],
-        "pixel_accuracy": scores["pixel_accuracy"],
-        "mean_class_accuracy": scores["mean_class_accuracy"],
-        "per_class_iou": scores["per_class_iou"],
-        "n": int(cms.shape[0]),
-        "miou_boot_low": float("nan"),
-        "miou_boot_high": float("nan"),
-        "miou_boot_std": float("nan"),
-    }
-    if n_boot:
-        if n_boot < 2:
-            raise ValueError(f"n_boot must be 0 or >= 2, got {n_boot}")
-        rng = np.random.default_rng(seed)
-        n = cms.shape[0]
-        values = np.array([scores_from_confusion(cms[rng.integers(0, n, n)].sum(0))["miou"] for _ in range(n_boot)])
-        low, high = np.percentile(values, BOOT_PERCENTILES)
-        out.update(miou_boot_low=float(low), miou_boot_high=float(high), miou_boot_std=float(values.std(ddof=1)))
-    return out
-
-
 def build_segmenter(
     cfg: TranslationEvalConfig,
     checkpoint: str | os.PathLike | None,
@@ -494,9 +258,9 @@ def build_segmenter(
     if cfg.segmenter == "trained":
         if checkpoint is None:
             raise ValueError("segmenter 'trained' needs the segmenter checkpoint")
-        from lib.checkpoint import load_checkpoint
-
-        model = load_segmenter(checkpoint, map_location=device)
+        model = load_model(checkpoint, map_location=device)
+        if model_name(model) != "segmenter":
+            raise ValueError(f"{checkpoint}: holds model {model_name(model)!r}, not a segmenter")
         net = model.cfg
         if net.label_set != labels.name or net.num_classes != labels.num_classes:
             raise ValueError(
@@ -517,9 +281,6 @@ def build_segmenter(
     )
     desc = f"TorchScript segmenter {Path(cfg.segmenter).name} ({labels.num_classes} classes; external weights)"
     return model, desc
-
-
-# ----------------------------------------------------------------------------- rows
 
 
 def _check_names(real: Sequence[Path], fake: Sequence[Path], what: str) -> None:
@@ -551,7 +312,7 @@ def evaluate_model(
         checkpoint: its training checkpoint.
         dataset: the test items at the evaluation size.
         labels: the label set of the dataset.
-        real_dir: the folder of :func:`real_test_images` for the same dataset.
+        real_dir: the folder of :func:`lib.translation.image_sets.real_test_images` for the same dataset.
         out_dir: folder for the generated images.
         segmenter: ``(module, description)`` from :func:`build_segmenter`.
         inception: from :func:`lib.metrics.fid.inception_model`.
@@ -661,44 +422,3 @@ def write_results(
     write_json(json_path, {"meta": dict(meta), "rows": out_rows, "fid_caveat": FID_CAVEAT, "protocol": PROTOCOL})
     write_csv(csv_path, pd.DataFrame([{c: r[c] for c in ROW_COLUMNS} for r in rows], columns=list(ROW_COLUMNS)))
     return Path(json_path), Path(csv_path)
-
-
-def sample_grid(
-    dataset: Dataset,
-    columns: Mapping[str, str | os.PathLike],
-    label_nc: int,
-    n: int = 4,
-) -> tuple[np.ndarray, list[str]]:
-    """A figure of fixed test items: label colours | one column per image folder (2 px apart).
-
-    Items are ``n`` indices spread evenly over the dataset (the same every run); each column
-    shows ``<folder>/<stem>.png`` (e.g. ``{"asapnet": ..., "pix2pixhd": ..., "real": ...}``).
-
-    Returns:
-        ``(uint8 image (n*H + (n-1)*2, (1+k)*W + k*2, 3), the stems shown)``.
-
-    Raises:
-        FileNotFoundError: a column lacks an item's image (named).
-    """
-    picks = sorted({int(round(x)) for x in np.linspace(0, len(dataset) - 1, min(n, len(dataset)))})
-    items = [dataset[i] for i in picks]
-    stems = [_stem(it) for it in items]
-    colours = gan.label_colormap(torch.stack([it["label"] for it in items]), label_nc)  # (n, H, W, 3)
-    panels = [list(colours)]
-    for folder in columns.values():
-        col = []
-        for stem in stems:
-            p = Path(folder) / f"{stem}.png"
-            if not p.is_file():
-                raise FileNotFoundError(f"sample grid: missing {p}")
-            col.append(read_image(p, "RGB"))
-        panels.append(col)
-    h, w = colours.shape[1:3]
-    gap = 2  # pixels between panels
-    grid = np.full((len(items) * h + (len(items) - 1) * gap, len(panels) * w + (len(panels) - 1) * gap, 3), 255, np.uint8)
-    for i in range(len(items)):
-        for j, col in enumerate(panels):
-            if col[i].shape[:2] != (h, w):
-                raise ValueError(f"sample grid: {list(columns)[j - 1]} image {stems[i]} is {col[i].shape[:2]}, labels {(h, w)}")
-            grid[i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = col[i]
-    return grid, stems

@@ -2,12 +2,12 @@
 
 Usage::
 
-    python -m lib.translate --checkpoint CKPT --labels DIR --out DIR [--device cpu] [--batch 4]
-                            [--instances DIR] [--threads N] [--pattern "*.png"]
+    python -m lib.translation.translate --checkpoint CKPT --labels DIR --out DIR [--device cpu] [--batch 4]
+                                        [--instances DIR] [--threads N] [--pattern "*.png"]
 
 Reads every label map in ``--labels`` (single-channel index PNGs, values = label ids in
-``[0, label_nc)``), builds the generator recorded in the checkpoint
-(:func:`lib.checkpoint.load_checkpoint`: ``model`` = registry name, ``config``, ``state_dict``)
+``[0, label_nc)``), rebuilds the generator recorded in the checkpoint
+(:func:`lib.models.load_model`), generates through :func:`lib.models.generate.generate_images`
 and writes one RGB PNG per label map, same file name, into ``--out``. Label maps of the same
 size are batched (``--batch``).
 
@@ -26,6 +26,7 @@ forward passes alone.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,16 +35,66 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from lib.checkpoint import load_checkpoint
 from lib.data.cityscapes import instance_edges
 from lib.data.images import read_label, write_image
-from lib.models import build
+from lib.device import resolve_device, sync
+from lib.models import load_model, model_name
+from lib.models.complexity import peak_tensor_bytes
+from lib.models.generate import GENERATORS, generate_images, size_multiple
 
-__all__ = ["load_generator", "translate_dir", "TranslateResult", "main"]
+__all__ = ["GENERATORS", "translate_dir", "TranslateResult", "MemoryModel", "available_memory", "main"]
 
-GENERATORS = ("asapnet", "pix2pixhd", "spade")  # registry names of label -> photo generators
+CALIBRATION_SIDE = 128  # memory model: forwards at about this side and twice it (pixels)
+MEMORY_MARGIN = 1.25  # the estimate is multiplied by this before it is compared with the limit
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a forward pass may use on ``device``: free GPU memory, or the CPU's ``MemAvailable``."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class MemoryModel:
+    """Working memory of one forward pass as ``fixed + per_pixel * H * W`` bytes, fitted to the
+    peak tensor bytes (:func:`lib.models.complexity.peak_tensor_bytes`) of two small forwards.
+
+    Attributes:
+        fixed: bytes that do not grow with the image.
+        per_pixel: bytes per pixel of the label map.
+    """
+
+    fixed: float
+    per_pixel: float
+
+    @classmethod
+    def calibrate(cls, model: nn.Module) -> "MemoryModel":
+        """Fits the model on forwards at about :data:`CALIBRATION_SIDE` and twice that side."""
+        mh, mw = size_multiple(model_name(model), model.cfg)
+        device = next(model.parameters()).device
+        points = []
+        for scale in (1, 2):
+            h = max(mh, (scale * CALIBRATION_SIDE) // mh * mh)
+            w = max(mw, (scale * CALIBRATION_SIDE) // mw * mw)
+            ids = torch.zeros(1, h, w, dtype=torch.long, device=device)  # (1, H, W)
+            points.append((h * w, peak_tensor_bytes(lambda: generate_images(model, ids))))
+        (p1, b1), (p2, b2) = points
+        per_pixel = max(0.0, (b2 - b1) / (p2 - p1))
+        return cls(fixed=max(0.0, b1 - per_pixel * p1), per_pixel=per_pixel)
+
+    def bytes_for(self, height: int, width: int, batch: int = 1) -> int:
+        """The estimated peak bytes of a forward on ``batch`` label maps of ``height x width``, margin included."""
+        return int(MEMORY_MARGIN * (self.fixed + self.per_pixel * height * width * batch))
 
 
 @dataclass
@@ -73,36 +124,6 @@ class TranslateResult:
         return len(self.written) / self.forward_seconds if self.forward_seconds > 0 else float("nan")
 
 
-def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[str, nn.Module]:
-    """Builds the generator stored in a self-describing checkpoint, in eval mode on ``device``.
-
-    Args:
-        checkpoint: a :mod:`lib.checkpoint` file whose ``model`` is a label -> photo generator.
-        device: where to put the model.
-
-    Returns:
-        ``(registry name, model)``.
-
-    Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: not a checkpoint, not a generator, or weights that do not fit the config
-            (the checkpoint file is named).
-    """
-    ckpt = load_checkpoint(checkpoint)
-    name = ckpt["model"]
-    if name not in GENERATORS:
-        raise ValueError(f"{checkpoint}: model {name!r} is not a label->photo generator ({', '.join(GENERATORS)})")
-    model = build(name, ckpt["config"])
-    state = ckpt["state_dict"]
-    if state and all(k.startswith("module.") for k in state):  # saved from a DDP wrapper
-        state = {k[len("module.") :]: v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{checkpoint}: state_dict does not fit {name} with its config: {e}") from e
-    return name, model.to(device).eval()
-
-
 @dataclass
 class _Item:
     src: Path
@@ -127,32 +148,33 @@ def _read_item(path: Path, label_nc: int, instances: Path | None, use_edge: bool
     return _Item(path, ids, edge)
 
 
-def _to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8: ``round((x + 1) * 127.5)``, clipped."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+def _writable_folder(out: Path) -> None:
+    """Creates ``out`` if needed and checks that files can be written into it.
+
+    Raises:
+        ValueError: ``out`` is a file, cannot be created, or is not writable (names it and why).
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: output path exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{out}: cannot create the output folder ({e.strerror or e})") from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: output folder is not writable")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _forward(model: nn.Module, name: str, items: Sequence[_Item], label_nc: int, device: torch.device) -> Tensor:
-    ids = torch.from_numpy(np.stack([it.ids for it in items])).to(device)  # (B, H, W)
-    onehot = torch.zeros(ids.shape[0], label_nc, *ids.shape[1:], device=device)  # (B, label_nc, H, W)
-    onehot.scatter_(1, ids.unsqueeze(1), 1.0)
+def _generate(model: nn.Module, items: Sequence[_Item]) -> np.ndarray:
+    """The images of a group of label maps of one size: (B, H, W, 3) uint8."""
+    ids = torch.from_numpy(np.stack([it.ids for it in items]))  # (B, H, W)
     edge = None
     if items[0].edge is not None:
-        edge = torch.from_numpy(np.stack([it.edge for it in items])).unsqueeze(1).to(device)  # (B, 1, H, W)
-    if name == "asapnet":
-        return model(onehot, edge, label_ids=ids)  # fast path, ids given
-    return model(onehot, edge)
+        edge = torch.from_numpy(np.stack([it.edge for it in items])).unsqueeze(1)  # (B, H, W) -> (B, 1, H, W)
+    return generate_images(model, ids, edge)
 
 
 def translate_dir(
     model: nn.Module,
-    name: str,
     labels: str | Path,
     out: str | Path,
     *,
@@ -160,6 +182,7 @@ def translate_dir(
     batch: int = 4,
     pattern: str = "*.png",
     progress: bool = True,
+    max_memory: int | None = None,
 ) -> TranslateResult:
     """Translates every label map in ``labels`` (matching ``pattern``, sorted) into ``out``.
 
@@ -168,17 +191,23 @@ def translate_dir(
     stderr; the others are written.
 
     Args:
-        model: a generator in eval mode (see :func:`load_generator`).
-        name: its registry name.
+        model: a generator in eval mode (see :func:`lib.models.load_model`).
         labels: folder of label maps.
         out: output folder (created).
         instances: optional folder of instance maps with the same file names.
         batch: label maps per forward pass (maps of one size only are batched together).
         pattern: glob of the label files.
         progress: show a tqdm bar on stderr.
+        max_memory: bytes a forward pass may use; None: what the device has free
+            (:func:`available_memory`). A label map whose estimated need (:class:`MemoryModel`)
+            exceeds it is refused with a message naming its size, the estimate and the limit.
 
     Returns:
         A :class:`TranslateResult`.
+
+    Raises:
+        FileNotFoundError: no label folder, or no file in it matches ``pattern``.
+        ValueError: ``batch < 1``, or ``out`` cannot be a writable folder (names it and why).
     """
     from tqdm.auto import tqdm
 
@@ -191,10 +220,15 @@ def translate_dir(
     if inst_dir is not None and not inst_dir.is_dir():
         raise FileNotFoundError(f"instance folder not found: {inst_dir}")
     files = sorted(p for p in labels.glob(pattern) if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no label maps matching {pattern!r} in {labels}")
+    _writable_folder(out)
     cfg = model.cfg
     label_nc, use_edge = cfg.label_nc, cfg.use_instance_edge
+    name = model_name(model)
     device = next(model.parameters()).device
-    out.mkdir(parents=True, exist_ok=True)
+    limit = max_memory if max_memory is not None else available_memory(device)
+    memory: list[MemoryModel] = []  # calibrated on the first label map larger than the calibration
     result = TranslateResult()
     bar = tqdm(total=len(files), desc=f"translate {name}", unit="img", disable=not progress, file=sys.stderr)
 
@@ -208,9 +242,8 @@ def translate_dir(
             return
         try:
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                fake = _forward(model, name, group, label_nc, device)  # (B, 3, H, W)
-            _sync(device)
+            images = _generate(model, group)  # (B, H, W, 3) uint8
+            sync(device)
             result.forward_seconds += time.perf_counter() - t0
         except (RuntimeError, ValueError) as e:
             if len(group) > 1:  # find which file(s) the model rejects
@@ -220,7 +253,7 @@ def translate_dir(
             fail(group[0].src, e)
             bar.update(1)
             return
-        for it, img in zip(group, _to_uint8(fake)):
+        for it, img in zip(group, images):
             try:
                 result.written.append(write_image(out / (it.src.stem + ".png"), img))
             except (OSError, ValueError) as e:
@@ -232,11 +265,23 @@ def translate_dir(
     for path in files:
         try:
             item = _read_item(path, label_nc, inst_dir, use_edge)
-        except (OSError, ValueError) as e:
+            h, w = item.ids.shape
+            if limit is not None and h * w > (2 * CALIBRATION_SIDE) ** 2:
+                if not memory:
+                    memory.append(MemoryModel.calibrate(model))
+                need = memory[0].bytes_for(h, w)
+                if need > limit:
+                    raise MemoryError(
+                        f"{path}: a {h}x{w} label map needs about {need / 2**30:.1f} GiB for the forward pass, "
+                        f"more than the {limit / 2**30:.1f} GiB available; use a smaller map (or tiles of it), "
+                        f"another device, or raise the limit (--max-memory-gb)"
+                    )
+        except (OSError, ValueError, MemoryError) as e:
             fail(path, e)
             bar.update(1)
             continue
-        if pending and item.ids.shape != pending[0].ids.shape:
+        if pending and (item.ids.shape != pending[0].ids.shape
+                        or (memory and limit is not None and memory[0].bytes_for(h, w, len(pending) + 1) > limit)):
             run(pending)
             pending = []
         pending.append(item)
@@ -251,7 +296,7 @@ def translate_dir(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (1 if any file failed)."""
-    ap = argparse.ArgumentParser(prog="python -m lib.translate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lib.translation.translate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="generator checkpoint (lib.checkpoint format)")
     ap.add_argument("--labels", required=True, help="folder of label maps (index PNGs)")
     ap.add_argument("--out", required=True, help="output folder for the generated images")
@@ -261,20 +306,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--pattern", default="*.png", help="glob of the label files")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--max-memory-gb", type=float, default=None,
+                    help="memory a forward pass may use (default: what the device has free)")
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
-        name, model = load_generator(args.checkpoint, args.device)
+        model = load_model(args.checkpoint, resolve_device(args.device))
+        name = model_name(model)
+        if name not in GENERATORS:
+            raise ValueError(f"{args.checkpoint}: model {name!r} is not a label->photo generator ({', '.join(GENERATORS)})")
         result = translate_dir(
             model,
-            name,
             args.labels,
             args.out,
             instances=args.instances,
             batch=args.batch,
             progress=not args.no_progress,
             pattern=args.pattern,
+            max_memory=None if args.max_memory_gb is None else int(args.max_memory_gb * 2**30),
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The translation stage layer: FID/KID/mIoU evaluation, the timing workload and grid, batch inference."""
