@@ -232,6 +232,9 @@ def translate_dir(
     result = TranslateResult()
     bar = tqdm(total=len(files), desc=f"translate {name}", unit="img", disable=not progress, file=sys.stderr)
 
+    def _human(nbytes: float) -> str:  # GiB, or MiB below 1 GiB (a small limit does not read "0.0 GiB")
+        return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
     def fail(path: Path, err: Exception) -> None:
         msg = str(err) if str(path) in str(err) else f"{path}: {err}"
         result.failed.append((path, msg))
@@ -272,8 +275,8 @@ def translate_dir(
                 need = memory[0].bytes_for(h, w)
                 if need > limit:
                     raise MemoryError(
-                        f"{path}: a {h}x{w} label map needs about {need / 2**30:.1f} GiB for the forward pass, "
-                        f"more than the {limit / 2**30:.1f} GiB available; use a smaller map (or tiles of it), "
+                        f"{path}: a {h}x{w} label map needs about {_human(need)} for the forward pass, "
+                        f"more than the {_human(limit)} available; use a smaller map (or tiles of it), "
                         f"another device, or raise the limit (--max-memory-gb)"
                     )
         except (OSError, ValueError, MemoryError) as e:
