@@ -126,16 +126,37 @@ def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
     assert "128x128" in fig._suptitle.get_text()
 
 
+def _official() -> pd.DataFrame:
+    """Rows as benchmarks/against_official.py writes them (fp32 and bf16, ours and official)."""
+    rows = []
+    for (h, w), times in {(256, 512): (447.0, 564.0, 964.0, 905.0), (1024, 2048): (1800.0, 5500.0, 28000.0, 30300.0)}.items():
+        for dtype, f in (("fp32", 1.0), ("bf16", 0.5)):
+            for model, ms, code in zip(("asapnet", "official-asapnet", "pix2pixhd", "official-pix2pixhd"), times,
+                                       ("ours", "official", "ours", "official")):
+                rows.append({"size": f"{h}x{w}", "height": h, "width": w, "dtype": dtype, "model": model, "code": code,
+                             "threads": 2, "median_ms": ms * f, "max_abs_diff_vs_pair": 1e-5 if model == "asapnet" else None})
+    return pd.DataFrame(rows)
+
+
+def test_official_table_ratios():
+    table = translation.official_table(_official())
+    row = table[(table["size"] == "256x512") & (table["precision"] == "fp32")].iloc[0]
+    assert row["ours / official"] == pytest.approx(447 / 564)
+    assert row["official pix2pixHD / our ASAPNet"] == pytest.approx(905 / 447)
+    assert row["max |ours - official| (ASAPNet)"] == pytest.approx(1e-5)
+    assert len(table) == 4
+
+
 def test_runtime_vs_megapixels_lines(timing):
-    series = translation.runtime_series(timing)
+    series = translation.runtime_series(timing, official=_official())
     paper = series[series["series"] == "ASAPNet · paper Fig. 1 (GPU)"]
     assert paper["ms"].tolist() == [9.0, 14.0, 35.0, 130.0]
     assert np.allclose(paper["megapixels"], [s * s / 1e6 for s in (256, 512, 1024, 2048)])
     official = series[series["source"] == "official code, this CPU"]
-    assert sorted(official["ms"]) == [910.0, 1990.0, 5170.0, 31500.0]
+    assert sorted(official["ms"]) == [564.0, 905.0, 5500.0, 30300.0]  # fp32, official code only
     ours = series[series["source"] == "this run"]
     assert len(ours) == 6  # the skipped cells are not drawn
-    fig = translation.plot_runtime_vs_megapixels(timing)
+    fig = translation.plot_runtime_vs_megapixels(timing, official=_official())
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     lines = {ln.get_label(): ln for ln in ax.lines}
@@ -145,7 +166,7 @@ def test_runtime_vs_megapixels_lines(timing):
     assert a.get_ydata().tolist() == [1000.0, 2500.0]
     spade_paper = lines["SPADE · paper Fig. 1 (GPU)"]
     assert spade_paper.get_ydata().tolist() == [94.0, 359.0] and spade_paper.get_linestyle() == "--"
-    assert lines["pix2pixHD · official code, this CPU (2 threads)"].get_ydata().tolist() == [1990.0, 31500.0]
+    assert lines["pix2pixHD · official code, this CPU (2 threads)"].get_ydata().tolist() == [905.0, 30300.0]
 
 
 def test_trained_models_follow_the_evaluation_file(eval_json):

@@ -26,7 +26,7 @@ __all__ = [
     "timing_caption",
     "segmenter_caption",
     "PAPER_FIG1_MS",
-    "OFFICIAL_CPU_S",
+    "official_table",
 ]
 
 # Paper Fig. 1 (GPU, digitised; docs/design.md#timing-protocol): generator time in ms at square sizes (side in px).
@@ -35,14 +35,6 @@ PAPER_FIG1_MS = {
     "pix2pixhd": {256: 20, 512: 61, 1024: 166, 2048: 682},
     "spade": {512: 94, 1024: 359},
 }
-# The official implementations (tamarott/ASAPNet, NVIDIA/pix2pixHD) timed on this project's 2-core
-# CPU: 2 threads, fp32, batch 1, random weights; (height, width) -> seconds. Source: the project's
-# speed issue; taken on another occasion than our runs (benchmarks/NOTES.md), so compare ratios.
-OFFICIAL_CPU_S = {
-    "asapnet": {(256, 512): 0.91, (1024, 2048): 5.17},
-    "pix2pixhd": {(256, 512): 1.99, (1024, 2048): 31.5},
-}
-OFFICIAL_CPU_THREADS = 2  # the setting of OFFICIAL_CPU_S
 PAPER_SIZE = (256, 512)  # sec. 4: Cityscapes 256x512, the size of the paper's configs
 MODEL_ORDER = ("asapnet", "pix2pixhd", "spade")
 MODEL_LABELS = {"asapnet": "ASAPNet", "pix2pixhd": "pix2pixHD", "spade": "SPADE", "real": "real photos"}
@@ -294,12 +286,13 @@ def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out
     return fig
 
 
-def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None) -> pd.DataFrame:
+def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None,
+                   official: pd.DataFrame | None = None) -> pd.DataFrame:
     """The lines of :func:`plot_runtime_vs_megapixels`: our paper-config timings (skipped cells
-    left out), the paper's Fig. 1 GPU values (:data:`PAPER_FIG1_MS`), the official code on
-    this CPU (:data:`OFFICIAL_CPU_S`) and, when given, the rows of the speed benchmark
-    (``benchmarks/results/translation_speed_cpu.csv``: same generators, interleaved runs,
-    including the sizes the stage skips).
+    left out), the paper's Fig. 1 GPU values (:data:`PAPER_FIG1_MS`) and, when given, the rows
+    of the speed benchmark (``benchmarks/results/translation_speed_cpu.csv``: same generators,
+    interleaved runs, including the sizes the stage skips) and the fp32 rows of the official
+    code from ``benchmarks/results/against_official_cpu.csv`` (timed interleaved with ours).
 
     Returns:
         Columns ``source`` (``"this run"``, ``"paper Fig. 1 (GPU)"``, ``"official code, this CPU"``),
@@ -318,11 +311,13 @@ def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None) 
         for side, ms in values.items():
             rows.append({"source": "paper Fig. 1 (GPU)", "model": m, "series": f"{MODEL_LABELS[m]} · paper Fig. 1 (GPU)",
                          "height": side, "width": side, "ms": float(ms)})
-    for m, values in OFFICIAL_CPU_S.items():
-        for (h, w), s in values.items():
+    if official is not None:
+        fp32 = official[(official["dtype"] == "fp32") & (official["code"] == "official") & official["median_ms"].notna()]
+        for _, r in fp32.iterrows():
+            m = str(r["model"]).removeprefix("official-")
             rows.append({"source": "official code, this CPU", "model": m,
-                         "series": f"{MODEL_LABELS[m]} · official code, this CPU ({OFFICIAL_CPU_THREADS} threads)",
-                         "height": h, "width": w, "ms": s * 1e3})
+                         "series": f"{MODEL_LABELS.get(m, m)} · official code, this CPU ({int(r['threads'])} threads)",
+                         "height": int(r["height"]), "width": int(r["width"]), "ms": float(r["median_ms"])})
     if benchmark is not None:
         for _, r in benchmark.iterrows():
             label = MODEL_LABELS.get(r["model"], r["model"]) + (" (reference MLP)" if r.get("impl") == "reference" else "")
@@ -337,7 +332,7 @@ def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None) 
 
 
 def plot_runtime_vs_megapixels(timing: pd.DataFrame, out: str | Path | None = None,
-                               benchmark: pd.DataFrame | None = None) -> plt.Figure:
+                               benchmark: pd.DataFrame | None = None, official: pd.DataFrame | None = None) -> plt.Figure:
     """Generator time (ms) vs image size (megapixels), log-log, one line per series of
     :func:`runtime_series`: ours solid (one per model x threads setting), the paper's Fig. 1
     GPU values dashed with open markers, the official code on this CPU dotted with crosses,
@@ -348,7 +343,7 @@ def plot_runtime_vs_megapixels(timing: pd.DataFrame, out: str | Path | None = No
         out: optional image file to write (atomically).
         benchmark: ``benchmarks/results/translation_speed_cpu.csv`` as a frame (optional).
     """
-    series = runtime_series(timing, benchmark)
+    series = runtime_series(timing, benchmark, official)
     colors = _model_colors(list(dict.fromkeys(series["model"])))
     styles = {"this run": ("-", "o", "full"), "benchmark, this CPU": ("-.", "D", "none"), "paper Fig. 1 (GPU)": ("--", "s", "none"), "official code, this CPU": (":", "X", "full")}
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -418,3 +413,28 @@ def segmenter_caption(seg: Mapping[str, Any]) -> str:
         "Its mIoU on the real test photos (the `real photos` row) is the ceiling for the generated images. Its "
         "predictions on real test photos (photo | prediction | labels):"
     )
+
+
+def official_table(official: pd.DataFrame) -> pd.DataFrame:
+    """Ours against the official code, timed interleaved in one process with the same weights
+    (``benchmarks/results/against_official_cpu.csv``): one row per size and precision with
+    the medians, our ASAPNet's time as a fraction of the official ASAPNet's, the official
+    pix2pixHD's time over our ASAPNet's, and the largest output difference to the official code."""
+    by = {(r["size"], r["dtype"], r["model"]): r for _, r in official.iterrows()}
+    rows = []
+    for (size, dtype), _ in official.groupby(["size", "dtype"], sort=False):
+        def ms(model: str) -> float:
+            r = by.get((size, dtype, model))
+            return float(r["median_ms"]) if r is not None and pd.notna(r["median_ms"]) else float("nan")
+
+        ours, off = ms("asapnet"), ms("official-asapnet")
+        p2p, off_p2p = ms("pix2pixhd"), ms("official-pix2pixhd")
+        diff = by.get((size, dtype, "asapnet"))
+        rows.append({
+            "size": size, "precision": dtype,
+            "ASAPNet ours (ms)": ours, "ASAPNet official (ms)": off, "ours / official": ours / off,
+            "pix2pixHD ours (ms)": p2p, "pix2pixHD official (ms)": off_p2p,
+            "official pix2pixHD / our ASAPNet": off_p2p / ours,
+            "max |ours - official| (ASAPNet)": float(diff["max_abs_diff_vs_pair"]) if diff is not None else float("nan"),
+        })
+    return pd.DataFrame(rows)
