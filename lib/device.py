@@ -58,9 +58,11 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 def bf16_autocast_recommended(device: str | torch.device, flags: frozenset[str] | None = None) -> bool:
     """Whether bf16 autocast is expected to be faster than fp32 on ``device``.
 
-    CUDA: when the GPU supports bf16. CPU: only with AMX tiles (``amx_bf16``), where a DnCNN
-    training step measured about 4x faster; on AVX2-only CPUs bf16 autocast is slower than
-    fp32, and with AVX-512 BF16 alone the gain is not established, so fp32 is kept there.
+    CUDA: when the GPU supports bf16. CPU: with native bf16 instructions, AMX tiles
+    (``amx_bf16``) or AVX-512 BF16 (``avx512_bf16``): a DnCNN training step measured about 4x
+    faster with AMX, and on an AVX-512 BF16 CPU without AMX the generators' forward passes took
+    about half their fp32 time (``benchmarks/NOTES.md``); on AVX2-only CPUs bf16 autocast is
+    emulated and slower than fp32, so fp32 is kept there.
     """
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -68,7 +70,7 @@ def bf16_autocast_recommended(device: str | torch.device, flags: frozenset[str] 
     if dev.type != "cpu":
         return False
     flags = cpu_flags() if flags is None else flags
-    return "amx_bf16" in flags
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def autocast_dtype_name(setting: str, device: str | torch.device) -> str:
