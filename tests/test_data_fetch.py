@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lib.data import fetch as F
+from lib.data.download import plan_sources
 from lib.data.images import write_image
 
 
@@ -223,7 +224,7 @@ def test_registry_is_consistent():
         if name in counts:
             assert len(expected) == counts[name], name
         if entry.sources:
-            F._plan(entry, expected)  # every listed file has a download source
+            plan_sources(entry, expected)  # every listed file has a download source
         else:
             assert entry.no_download
         tops = {Path(r).parts[0] for r in expected} if entry.kind == "weights" else {name}
@@ -254,3 +255,50 @@ def test_cli_prints_one_line_per_dataset(data_mirror, tmp_path, capsys):
     assert F.main(["--out", str(tmp_path), "--data-mirror", str(data_mirror), "set12"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("set12: 12 files")
+
+
+def test_download_auto_only_without_a_local_copy(monkeypatch):
+    monkeypatch.delenv("ASAPNET_DATA", raising=False)
+    monkeypatch.delenv("ASAPNET_WEIGHTS", raising=False)
+    assert F.FetchConfig().download == "auto"
+    assert F.wants_download("auto", "data") and F.wants_download("auto", "weights")
+    assert not F.wants_download("auto", "data", mirror="/some/mirror")
+    monkeypatch.setenv("ASAPNET_WEIGHTS", "/some/weights")
+    assert not F.wants_download("auto", "weights") and F.wants_download("auto", "data")
+    assert F.wants_download(True, "data", mirror="/m") and not F.wants_download(False, "data")
+    with pytest.raises(ValueError, match="fetch.download"):
+        F.wants_download("yes", "data")
+
+
+def test_auto_downloads_when_no_mirror_is_configured(fake, tmp_path):
+    remote = tmp_path / "remote"
+    url_dir = F.DATASETS["bsd68"].sources[0].url_dir
+    for n, b in fake["files"].items():
+        _serve(remote, f"{url_dir}/{n}", b)
+    rows = F.fetch_all(["bsd68"], fake["dest"], download="auto", base_url=remote.as_uri(),
+                       checksum_dir=fake["ck"], progress=False)
+    assert rows[0]["source"] == "download" and rows[0]["copied"] == 2
+    # with a mirror configured, "auto" uses it and does not download
+    dest2 = tmp_path / "raw2"
+    rows = F.fetch_all(["bsd68"], dest2, mirror=fake["mirror"], download="auto", base_url=(tmp_path / "none").as_uri(),
+                       checksum_dir=fake["ck"], progress=False)
+    assert rows[0]["source"] == "mirror"
+
+
+@pytest.mark.parametrize("base", ["file", "unreachable"])
+def test_offline_failure_names_dataset_url_and_local_copies(fake, tmp_path, base):
+    # no network in tests: an empty file:// folder, or a local port nothing listens on
+    base_url = (tmp_path / "empty").as_uri() if base == "file" else "http://127.0.0.1:9"
+    with pytest.raises(F.DownloadError) as e:
+        F.fetch("bsd68", fake["dest"], download="auto", base_url=base_url, checksum_dir=fake["ck"],
+                progress=False, timeout=2)
+    msg = str(e.value)
+    assert e.value.url.startswith(base_url) and e.value.url in msg
+    assert "'bsd68'" in msg and "$ASAPNET_DATA" in msg and "fetch.data_mirror" in msg
+    assert not (fake["dest"] / "bsd68").exists() and _leftovers(fake["dest"]) == []
+
+
+def test_cli_offline_flag_refuses_the_network(fake, capsys):
+    assert F.main(["--out", str(fake["dest"]), "--offline", "bsd68"]) == 1
+    err = capsys.readouterr().err
+    assert "bsd68" in err and "fetch.download" in err

@@ -3,8 +3,9 @@
 Sources, in order: the files already in place (kept when their hash is right), a local
 mirror (a folder laid out like ``<mirror>/<name>/...`` for data, ``<mirror>/<relative path>``
 for weights; from the argument/params key ``fetch.data_mirror`` / ``fetch.weights_mirror`` or
-``$ASAPNET_DATA`` / ``$ASAPNET_WEIGHTS``), then, only when ``download`` is asked for, the
-official download locations (pinned GitHub commits, the CMP archive, the pytorch-fid release).
+``$ASAPNET_DATA`` / ``$ASAPNET_WEIGHTS``), then the official download locations (pinned GitHub
+commits, the CMP archive, the pytorch-fid release) when ``download`` is true, or when it is
+``"auto"`` (the ``fetch.download`` default) and no local copy of that kind is configured.
 
 The expected hashes are committed in ``lib/data/checksums/<name>.sha256`` (``sha256sum``
 format, paths relative to the dataset folder, or to the weights folder for weight entries).
@@ -13,7 +14,7 @@ when every file has been verified, so an interrupted run never leaves a half-fil
 
 Command line::
 
-    python -m lib.data.fetch --out data/raw [--data-mirror D] [--weights-mirror W] [--download] NAME...
+    python -m lib.data.fetch --out data/raw [--data-mirror D] [--weights-mirror W] [--download | --offline] NAME...
 """
 from __future__ import annotations
 
@@ -23,15 +24,12 @@ import os
 import shutil
 import sys
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
-from lib.data.sources import DATASETS, Entry, IdList, RemoteFiles, RemoteZip
+from lib.data.download import DownloadError, stage_download
+from lib.data.sources import DATASETS, Entry
 from lib.paths import DATA_ENV, WEIGHTS_ENV, mirror_root
 
 __all__ = [
@@ -45,6 +43,8 @@ __all__ = [
     "FetchConfig",
     "CHECKSUM_DIR",
     "DEFAULT_TIMEOUT_S",
+    "DownloadError",
+    "wants_download",
     "main",
 ]
 
@@ -59,14 +59,28 @@ class FetchConfig:
 
     data_mirror: str | None = None  # folder laid out like the data mirror; None -> $ASAPNET_DATA
     weights_mirror: str | None = None  # None -> $ASAPNET_WEIGHTS
-    download: bool = False  # True: fetch missing files from the official locations
-    datasets: tuple[str, ...] = ("bsd68", "set12", "cbsd68", "train400", "cbsd432", "facades", "cityscapes_subset")
+    # True: fetch missing files from the official locations; "auto": only when no local copy
+    # (mirror key or environment variable) of that kind is configured; False: never touch the network
+    download: bool | Literal["auto"] = "auto"
+    # cityscapes_subset (no public download: a login) is fetched only when listed, e.g. for the tests
+    datasets: tuple[str, ...] = ("bsd68", "set12", "cbsd68", "train400", "cbsd432", "facades")
     weights: tuple[str, ...] = ("fid_inception", "dncnn_official")
 
     def __post_init__(self) -> None:
         unknown = [n for n in (*self.datasets, *self.weights) if n not in DATASETS]
         if unknown:
             raise ValueError(f"unknown dataset/weights {unknown}; known: {', '.join(DATASETS)}")
+
+
+def wants_download(download: bool | str, kind: str, mirror: str | os.PathLike | None = None) -> bool:
+    """Whether the official locations may be used: ``download`` itself when a bool; for
+    ``"auto"``, True exactly when no local copy of ``kind`` (``"data"`` or ``"weights"``) is
+    configured, neither by ``mirror`` nor by ``$ASAPNET_DATA`` / ``$ASAPNET_WEIGHTS``."""
+    if isinstance(download, bool):
+        return download
+    if download != "auto":
+        raise ValueError(f"fetch.download={download!r}: expected true, false or auto")
+    return not (mirror or os.environ.get(DATA_ENV if kind == "data" else WEIGHTS_ENV))
 
 
 # ----------------------------------------------------------------------------- public API
@@ -77,7 +91,7 @@ def fetch(
     dest_root: str | os.PathLike,
     mirror: str | os.PathLike | None = None,
     weights_mirror: str | os.PathLike | None = None,
-    download: bool = False,
+    download: bool | str = False,
     *,
     checksum_dir: str | os.PathLike | None = None,
     base_url: str | None = None,
@@ -91,7 +105,8 @@ def fetch(
         dest_root: ``data/raw``.
         mirror: local data mirror (else ``$ASAPNET_DATA``).
         weights_mirror: local weights mirror (else ``$ASAPNET_WEIGHTS``).
-        download: allow downloading from the official locations.
+        download: allow downloading from the official locations (``"auto"``: only when no
+            local copy of this kind is configured, :func:`wants_download`).
         checksum_dir: folder of ``<name>.sha256`` files (default :data:`CHECKSUM_DIR`).
         base_url: replaces scheme and host of every download URL (e.g. a ``file://`` folder
             laid out as ``<base>/<URL path>``), for testing or a site proxy.
@@ -106,7 +121,8 @@ def fetch(
         FileNotFoundError: no source has the files (names both ways to provide them), or a
             mirror lacks a listed file.
         ValueError: a file's sha256 differs from the committed one (file and hash named).
-        RuntimeError: a download failed, or the dataset has no download (what to do instead).
+        RuntimeError: a download failed (:class:`DownloadError`: names the dataset, the URL and
+            both ways to provide a local copy), or the dataset has no download (what to do instead).
     """
     return _fetch(
         name, Path(dest_root), mirror, weights_mirror, download,
@@ -119,7 +135,7 @@ def fetch_all(
     dest_root: str | os.PathLike,
     mirror: str | os.PathLike | None = None,
     weights_mirror: str | os.PathLike | None = None,
-    download: bool = False,
+    download: bool | str = False,
     **kwargs,
 ) -> list[dict]:
     """Fetches several entries (see :func:`fetch`; same keyword arguments).
@@ -239,113 +255,22 @@ def _verify_tree(base: Path, expected: dict[str, str], one_of: bool) -> None:
         )
 
 
-def _no_source_message(entry: Entry) -> str:
+def _local_copy_hint(entry: Entry) -> str:
+    """The two ways to point the fetch stage at a local copy of ``entry``."""
     env, key = (DATA_ENV, "fetch.data_mirror") if entry.kind == "data" else (WEIGHTS_ENV, "fetch.weights_mirror")
     layout = f"a folder containing {entry.name}/" if entry.kind == "data" else "a folder laid out like the weights mirror"
+    return f"set ${env} or the params key {key} to a local copy ({layout})"
+
+
+def _no_source_message(entry: Entry) -> str:
     msg = (
         f"dataset {entry.name!r} ({entry.description}) is not in place and no source is configured: "
-        f"either set ${env} or the params key {key} to a local copy ({layout}), "
+        f"either {_local_copy_hint(entry)}, "
         "or set fetch.download: true (command line: --download) to fetch it from its official location"
     )
     if not entry.sources:
         msg += f". Note: {entry.no_download}"
     return msg
-
-
-def _plan(entry: Entry, expected: dict[str, str]) -> list[tuple[object, list[str]]]:
-    """Assigns every listed file to one download source; raises on a registry gap."""
-    claimed: set[str] = set()
-    plan = []
-    for src in entry.sources:
-        if isinstance(src, IdList):
-            rels = [src.path]
-        elif isinstance(src, RemoteFiles) and src.names is not None:
-            rels = [f"{src.local_dir}/{n}" if src.local_dir else n for n in src.names]
-        else:
-            prefix = f"{src.local_dir}/" if src.local_dir else ""
-            rels = [r for r in expected if r.startswith(prefix) and r not in claimed]
-        for rel in rels:
-            if rel not in expected:
-                raise RuntimeError(f"registry entry {entry.name!r}: {rel} is not in {entry.name}.sha256")
-            if rel in claimed:
-                raise RuntimeError(f"registry entry {entry.name!r}: {rel} has two download sources")
-        claimed.update(rels)
-        plan.append((src, rels))
-    missing = [r for r in expected if r not in claimed]
-    if (missing and not entry.one_of) or not claimed:
-        raise RuntimeError(f"registry entry {entry.name!r}: no download source for {', '.join(missing[:5])}")
-    return plan
-
-
-def _rebase(url: str, base_url: str | None) -> str:
-    if not base_url:
-        return url
-    return base_url.rstrip("/") + urllib.parse.urlsplit(url).path
-
-
-def _download(url: str, dest: Path, timeout: float, progress: bool) -> None:
-    """Streams ``url`` to ``dest`` with a progress bar; raises RuntimeError naming the URL."""
-    from tqdm import tqdm
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(url, headers={"User-Agent": "asapnet-repro-fetch"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False) as bar:
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise RuntimeError(f"download failed: {url} -> {dest} ({e})") from e
-
-
-def _stage_download(entry: Entry, expected: dict[str, str], stage: Path, prefix: str,
-                    have: set[str], base_url: str | None, timeout: float, progress: bool) -> None:
-    """Downloads the files not yet in ``stage`` (``have``) into ``stage/prefix``."""
-    if not entry.sources:
-        raise RuntimeError(f"dataset {entry.name!r} has no download. {entry.no_download}")
-    for src, rels in _plan(entry, expected):
-        todo = [r for r in rels if r not in have]
-        if not todo:
-            continue
-        if isinstance(src, RemoteFiles):
-            for rel in todo:
-                sub = rel[len(src.local_dir) + 1:] if src.local_dir else rel
-                url = _rebase(f"{src.url_dir}/{urllib.parse.quote(sub)}", base_url)
-                _download(url, stage / prefix / rel, timeout, progress)
-        elif isinstance(src, IdList):
-            listing = stage / prefix / src.source
-            if not listing.is_file():
-                raise RuntimeError(f"{entry.name}: {src.path} is derived from {src.source}, which is missing")
-            stems = [Path(line.strip()).stem for line in listing.read_text().splitlines() if line.strip()]
-            (stage / prefix / src.path).parent.mkdir(parents=True, exist_ok=True)
-            (stage / prefix / src.path).write_text("".join(s + "\n" for s in stems))
-        elif isinstance(src, RemoteZip):
-            url = _rebase(src.url, base_url)
-            archive = stage / f".{Path(urllib.parse.urlsplit(src.url).path).name}"
-            _download(url, archive, timeout, progress)
-            by_name = {Path(r).name: r for r in todo}
-            try:
-                with zipfile.ZipFile(archive) as zf:
-                    for info in zf.infolist():
-                        rel = by_name.pop(Path(info.filename).name, None)
-                        if rel is None or info.is_dir():
-                            continue
-                        target = stage / prefix / rel  # the name comes from our list: no path traversal
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as fin, open(target, "wb") as fout:
-                            shutil.copyfileobj(fin, fout)
-            except zipfile.BadZipFile as e:
-                raise RuntimeError(f"{url}: not a valid zip archive ({e})") from e
-            finally:
-                archive.unlink(missing_ok=True)
-            if by_name:
-                missing = sorted(by_name.values())
-                raise RuntimeError(
-                    f"{url}: archive lacks {len(missing)} listed file(s), e.g. {missing[0]} "
-                    f"(expected sha256 {expected[missing[0]]})"
-                )
 
 
 def _swap_into_place(staged: Path, final: Path) -> None:
@@ -366,7 +291,7 @@ def _fetch(
     dest_root: Path,
     mirror,
     weights_mirror,
-    download: bool,
+    download: bool | str,
     *,
     checksum_dir=None,
     base_url: str | None = None,
@@ -397,6 +322,7 @@ def _fetch(
         return row("present", 0)
 
     # 2. Choose the source for the rest.
+    download = wants_download(download, entry.kind, mirror if entry.kind == "data" else weights_mirror)
     use_mirror = src_dir is not None and (src_dir.is_dir() if entry.kind == "data" else True)
     if not use_mirror and not download:
         if root is not None:  # mirror configured but without this dataset
@@ -406,7 +332,7 @@ def _fetch(
             )
         raise FileNotFoundError(_no_source_message(entry))
     if not use_mirror and not entry.sources:
-        raise RuntimeError(f"dataset {entry.name!r} has no download. {entry.no_download}")
+        raise RuntimeError(f"dataset {entry.name!r} has no download: {_local_copy_hint(entry)}. {entry.no_download}")
 
     base.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".partial", dir=base))
@@ -440,7 +366,13 @@ def _fetch(
         else:
             source = "download"
             before = {r for r in expected if (stage / prefix / r).is_file()}
-            _stage_download(entry, expected, stage, prefix, before, base_url, timeout, progress)
+            try:
+                stage_download(entry, expected, stage, prefix, before, base_url, timeout, progress, _local_copy_hint(entry))
+            except DownloadError as e:
+                raise DownloadError(
+                    f"dataset {entry.name!r} ({entry.description}): {e}. Without network access, "
+                    f"{_local_copy_hint(entry)} and run again", e.url,
+                ) from e
             copied = sum((stage / prefix / r).is_file() for r in expected) - len(before)
         _verify_tree(stage / prefix if prefix else stage, expected, entry.one_of)
         # Move into place: the whole dataset folder, or each top-level weights item.
@@ -466,7 +398,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="destination root, e.g. data/raw")
     parser.add_argument("--data-mirror", default=None, help=f"local data mirror (default ${DATA_ENV})")
     parser.add_argument("--weights-mirror", default=None, help=f"local weights mirror (default ${WEIGHTS_ENV})")
-    parser.add_argument("--download", action="store_true", help="download from the official locations if needed")
+    net = parser.add_mutually_exclusive_group()
+    net.add_argument("--download", dest="download", action="store_const", const=True, default="auto",
+                     help="download from the official locations if needed, even with a mirror configured "
+                          "(default: download only when no mirror is configured)")
+    net.add_argument("--offline", dest="download", action="store_const", const=False,
+                     help="never touch the network: mirror or files already in place only")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="network timeout (s)")
     args = parser.parse_args(argv)
     names = list(DATASETS) if args.names == ["all"] else args.names
