@@ -83,7 +83,7 @@ def test_repro_builds_report_from_metrics(smoke_repo):
     assert json.loads((metrics_dir / "translation_timing.json").read_text())["meta"]["scale"] == "smoke"
     denoise = json.loads((metrics_dir / "denoise_eval.json").read_text())
     assert denoise["meta"]["scale"] == "smoke" and denoise["summary"]
-    assert "Like for like with BM3D" in html and "Speed-up and runtime" in html
+    assert "Like for like with BM3D" in html and "speed and image size" in html
 
 
 def test_second_repro_does_nothing(smoke_repo):

@@ -2,7 +2,9 @@
 
 The report notebook (``notebooks/99-render-report.ipynb``) calls these functions; nothing here
 computes a metric. :mod:`lib.report.common` holds what both studies share (number formatting,
-captions, figure saving), :mod:`lib.report.translation` the label -> photo study and
+captions, figure saving and embedding), :mod:`lib.report.summary` the answers at the top of the
+page and the headline files of ``dvc metrics show``, :mod:`lib.report.translation` (numbers) and
+:mod:`lib.report.translation_tables` (their display) the label -> photo study and
 :mod:`lib.report.denoise` the denoising study. Every table comes with a caption that states the
 scale (data, resolution, images, hardware) of its numbers (docs/design.md#report).
 """

@@ -1,0 +1,290 @@
+"""The report's answers first: the headline numbers (flat DVC metrics files) and the summary text.
+
+:func:`headline` reads the stages' metrics files and keeps only the numbers that answer the two
+questions; :func:`write_headline` writes them as one small flat JSON per table row, so that
+``dvc metrics show`` prints them as one short table (rows: files, columns: the keys they share)
+and ``dvc metrics diff`` / ``dvc exp show`` compare them. :func:`summary_markdown` turns the
+same numbers into the few sentences at the top of ``reports/index.html`` (docs/design.md#report).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from lib.io import write_json
+from lib.report.common import is_finite, to_float
+from lib.report.denoise_runs import CNN, denoise_labels, reference_run, runs_on
+from lib.report.translation import runtime_series, time_quality_points
+
+__all__ = [
+    "HEADLINE_SIZES",
+    "headline",
+    "write_headline",
+    "summary_markdown",
+    "plot_tables",
+]
+
+HEADLINE_SIZES = ((256, 512), (1024, 2048))  # speed-up sizes: the paper's Cityscapes size and its largest
+ASAPNET_DENOISE = "asapnet_denoise"  # model key of the ASAPNet denoising runs
+DENOISE_SIZE = (321, 481)  # BSD68 image size (h, w) of the denoisers' headline time
+MODEL_LABELS = {"asapnet": "ASAPNet", "pix2pixhd": "pix2pixHD", "spade": "SPADE"}
+
+
+def _round(value: Any, digits: int) -> float | None:
+    return round(to_float(value), digits) if is_finite(value) else None
+
+
+def _psnr_row_name(model: str) -> str:
+    """``official_dncnn_b_gray`` -> ``dncnn_b_official``; our runs keep their name."""
+    if model.startswith("official_"):
+        return model.removeprefix("official_").removesuffix("_gray") + "_official"
+    return model
+
+
+def _speedups(timing_json: Mapping[str, Any], benchmark: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float, str]]:
+    """(baseline, "HxW") -> (speed-up of ASAPNet, source) at :data:`HEADLINE_SIZES`: the timing stage's
+    measurement (all threads, fp32, TF32 off or n/a), else the speed benchmark's (same CPU, run in turn)."""
+    sizes = {f"{h}x{w}" for h, w in HEADLINE_SIZES}
+    out: dict[tuple[str, str], tuple[float, str]] = {}
+    for s in timing_json.get("speedups", []):
+        if (s["size"] in sizes and int(s["threads_setting"]) == 0 and str(s.get("tf32")) in ("-", "off")
+                and s.get("baseline_status") == "ok" and is_finite(s.get("speedup"))):
+            out[(s["baseline"], s["size"])] = (to_float(s["speedup"]), "timing stage")
+    if benchmark is not None and len(benchmark):
+        bench = benchmark[(benchmark["dtype"] == "fp32") & (benchmark["impl"].fillna("") != "reference")]
+        for (h, w), g in bench.groupby(["height", "width"]):
+            size = f"{int(h)}x{int(w)}"
+            ref = g[g["model"] == "asapnet"]["median_ms"]
+            if size not in sizes or ref.empty:
+                continue
+            for _, r in g[g["model"] != "asapnet"].iterrows():
+                if (r["model"], size) not in out and is_finite(r["median_ms"]):
+                    out[(r["model"], size)] = (float(r["median_ms"]) / float(ref.iloc[0]), "speed benchmark")
+    return out
+
+
+def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
+             benchmark: pd.DataFrame | None = None, set_name: str = "bsd68") -> dict[str, dict[str, float]]:
+    """The headline numbers, as file stem -> flat ``{key: number}`` (one row of ``dvc metrics show``).
+
+    Rows: ``translation_<model>`` (``fid``, ``kid``, ``miou`` of each evaluated generator and of the
+    real photos: ``translation_real_photos``, FID only where the real-vs-real FID was computed);
+    ``speedup_<H>x<W>`` for :data:`HEADLINE_SIZES` (``<baseline>``: baseline time / ASAPNet time,
+    from the timing stage where it measured both, else from the speed benchmark);
+    ``psnr_<model>`` (``s<sigma>``, e.g. ``s25``: mean PSNR in dB on ``set_name`` per noise level, every
+    denoiser of ``denoise_eval.json``'s summary; official weights as ``<model>_official``).
+    Values are rounded (FID 1 decimal, KID and mIoU 3, speed-ups and dB 2); missing ones are left out.
+
+    Args:
+        eval_json: ``translation_eval.json``.
+        timing_json: ``translation_timing.json`` (its ``speedups``).
+        denoise_eval: ``denoise_eval.json``.
+        benchmark: ``benchmarks/results/translation_speed_cpu.csv`` as a frame (optional).
+        set_name: the denoising test set of the PSNR rows.
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for r in eval_json.get("rows", []):
+        real = r["model"] == "real"
+        has_fid = not real or bool(r.get("fid_between"))
+        values = {"fid": _round(r.get("fid"), 1) if has_fid else None,
+                  "kid": _round(r.get("kid"), 3) if has_fid else None,
+                  "miou": _round(r.get("miou"), 3)}
+        rows["translation_" + ("real_photos" if real else r["model"])] = {k: v for k, v in values.items() if v is not None}
+    speed = _speedups(timing_json, benchmark)
+    for h, w in HEADLINE_SIZES:
+        size = f"{h}x{w}"
+        values = {b: round(v, 2) for (b, s), (v, _) in sorted(speed.items()) if s == size}
+        if values:
+            rows[f"speedup_{size}"] = values
+    for r in denoise_eval.get("summary", []):
+        if r["set"] == set_name and is_finite(r.get("psnr")):
+            rows.setdefault(f"psnr_{_psnr_row_name(r['model'])}", {})[f"s{to_float(r['sigma']):g}"] = round(to_float(r["psnr"]), 2)
+    return {k: v for k, v in rows.items() if v}
+
+
+def write_headline(rows: Mapping[str, Mapping[str, float]], out_dir: str | Path) -> list[Path]:
+    """Writes each row of :func:`headline` to ``out_dir/<row>.json`` (atomically) and removes the
+    JSON files of rows that no longer exist (a run dropped from ``params.yaml``). Returns the files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_json(out_dir / f"{name}.json", dict(values)) for name, values in rows.items()]
+    for stale in set(out_dir.glob("*.json")) - set(written):
+        stale.unlink()
+    return written
+
+
+# ----------------------------------------------------------------------------- summary text
+
+def _link(text: str, anchor: str | None) -> str:
+    return f"[{text}](#{anchor})" if anchor else text
+
+
+def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapping[str, Any],
+                        speed: Mapping[tuple[str, str], tuple[float, str]], anchors: Mapping[str, str]) -> str:
+    evals = {r["model"]: r for r in eval_json.get("rows", [])}
+    a, p = rows.get("translation_asapnet", {}), rows.get("translation_pix2pixhd", {})
+    real = rows.get("translation_real_photos", {})
+    ups = [(size, v, src) for (b, size), (v, src) in speed.items() if b == "pix2pixhd"]
+    ups.sort(key=lambda t: [int(x) for x in t[0].split("x")])
+    parts = []
+    if ups:
+        faster = all(v > 1 for _, v, _ in ups)
+        where = ", ".join(f"**{v:.2f}x** at {size}" + (" (speed benchmark)" if src != "timing stage" else "")
+                          for size, v, src in ups)
+        parts.append(f"**Speed:** ASAPNet is {'faster' if faster else 'not always faster'} than pix2pixHD: {where} "
+                     f"({_link('speed-ups', anchors.get('speed'))}; paper-size generators, batch 1, this CPU).")
+    if "fid" in a and "fid" in p and "miou" in a and "miou" in p:
+        ea, ep = evals.get("asapnet", {}), evals.get("pix2pixhd", {})
+
+        def apart(key: str) -> bool:  # the 95% bootstrap intervals do not overlap
+            lo, hi = f"{key}_boot_low", f"{key}_boot_high"
+            if not all(is_finite(e.get(k)) for e in (ea, ep) for k in (lo, hi)):
+                return False
+            return to_float(ea[hi]) < to_float(ep[lo]) or to_float(ep[hi]) < to_float(ea[lo])
+
+        fid_better, miou_better = a["fid"] < p["fid"], a["miou"] > p["miou"]
+        if fid_better and miou_better:
+            verdict = "better than pix2pixHD on both measures"
+        elif not fid_better and not miou_better:
+            verdict = "worse than pix2pixHD on both measures"
+        else:
+            verdict = "mixed against pix2pixHD (better on one measure, worse on the other)"
+        clear = " (95% bootstrap intervals apart)" if apart("fid") and apart("miou") else ""
+        fid_real = f"; real photos {real['fid']:.1f}" if "fid" in real else ""
+        miou_real = f"; real photos {real['miou']:.3f}" if "miou" in real else ""
+        parts.append(
+            f"**Quality:** ASAPNet is {verdict}{clear}: FID {a['fid']:.1f} vs {p['fid']:.1f} (lower is better{fid_real}), "
+            f"mIoU {a['miou']:.3f} vs {p['miou']:.3f} (higher is better{miou_real}); "
+            f"{_link('quality table', anchors.get('quality'))}."
+        )
+        meta = eval_json.get("meta", {})
+        if "fid" in real and min(a["fid"], p["fid"]) > 1.3 * real["fid"]:
+            parts.append(f"**Caveat:** neither model produces realistic images at the {meta.get('scale', '?')} scale "
+                         f"({meta.get('dataset', '?')}, {meta.get('n_images', '?')} test images): the comparison "
+                         "is between two under-trained models.")
+        if ups:
+            faster = all(v > 1 for _, v, _ in ups)
+            answer = ("yes: faster, and its quality is at least equal" if faster and fid_better and miou_better else
+                      "faster, but not at equal quality" if faster and not fid_better and not miou_better else
+                      "faster; quality mixed" if faster else "no")
+            parts.insert(0, f"**{answer[0].upper() + answer[1:]}.**")
+    return parts[0] + "\n\n" + "\n".join(f"- {p}" for p in parts[1:]) if len(parts) > 1 else "".join(parts)
+
+
+def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None, sigma: float,
+                    anchors: Mapping[str, str], set_name: str) -> str:
+    summary = pd.DataFrame(denoise_eval.get("summary", []))
+    if summary.empty:
+        return ""
+    s = summary[(summary["set"] == set_name) & (summary["sigma"].astype(float) == float(sigma))]
+    psnr = {m: float(v) for m, v in zip(s["model"], s["psnr"])}
+    runs = runs_on(denoise_eval, set_name)
+    labels = denoise_labels(denoise_eval)
+    ms: dict[str, float] = {}
+    if timing is not None and len(timing):
+        h, w = DENOISE_SIZE
+        t = timing[(timing["height"] == h) & (timing["width"] == w)]
+        ms = {m: float(v) for m, v in zip(t["model"], t["median_ms"])}
+    asap = [r["run"] for r in runs if r.get("model") == ASAPNET_DENOISE and r["run"] in psnr]
+    if not asap:
+        return ""
+    best = max(asap, key=lambda r: psnr[r])
+    noisy = float(s["psnr_noisy"].iloc[0]) if len(s) else float("nan")
+    n = int(s["n_images"].max()) if len(s) else 0
+    where = f"σ={sigma:g}, {n} BSD68 images" if set_name == "bsd68" else f"σ={sigma:g}, {n} {set_name} images"
+
+    def time_of(model: str) -> str:
+        return f" in {ms[model]:.0f} ms" if model in ms else ""
+
+    parts = [f"**ASAPNet:** the best variant, {labels.get(best, best)}, reaches **{psnr[best]:.2f} dB**{time_of(best)} "
+             f"per {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]} image ({where}; noisy input {noisy:.2f} dB)."]
+    official = next((m for m in ("official_dncnn_b_gray", "official_dncnn_s") if m in psnr), None)
+    ref = reference_run(runs)
+    if official:
+        twin = f" and {ms[ref]:.0f} ms (our DnCNN-20, the same network)" if ref in ms else ""
+        parts.append(f"**Against DnCNN:** the fully trained DnCNN-B (official weights) reaches {psnr[official]:.2f} dB{twin}: "
+                     f"ASAPNet is {psnr[official] - psnr[best]:.2f} dB behind"
+                     + (f" and {ms[ref] / ms[best]:.1f}x faster." if ref in ms and best in ms else "."))
+    cnns = [r["run"] for r in runs if r.get("model") == CNN and r["run"] != ref and r["run"] in psnr and r["run"] in ms]
+    rival = min(cnns, key=lambda r: abs(ms[r] - ms[best]), default=None) if best in ms else None
+    gain = psnr[best] - noisy
+    if rival is not None and psnr[best] - psnr[rival] <= 0.1:
+        answer = "Not at this budget: a plain CNN as fast denoises as well or better"
+    elif gain < 1.0:
+        answer = "No: it barely improves on the noisy input"
+    elif rival is not None:
+        answer = "Partly: it beats a plain CNN as fast, but not the fully trained DnCNN"
+    else:
+        behind = "close to" if official and psnr[official] - psnr[best] < 1.0 else "well behind"
+        answer = f"Partly: a fast denoiser, but {behind} the fully trained DnCNN"
+    if official and gain >= 1.0 and psnr[official] - psnr[best] < 0.1:
+        answer = "Yes: as good as the fully trained DnCNN"
+    if rival is not None:
+        diff = psnr[best] - psnr[rival]
+        verdict = ("so at this cost the ASAPNet design beats a plain CNN" if diff > 0.1 and ms[best] <= ms[rival] * 1.1
+                   else "so at this cost the ASAPNet design does not beat a plain CNN" if diff <= 0.1
+                   else "but it is slower")
+        parts.append(f"**Against a plain CNN as fast:** {labels.get(rival, rival)}, trained on the same budget, reaches {psnr[rival]:.2f} dB "
+                     f"in {ms[rival]:.0f} ms ({diff:+.2f} dB for ASAPNet), {verdict}.")
+    if ref in psnr:
+        parts.append(f"**Our DnCNN-20 at the same budget:** {psnr[ref]:.2f} dB.")
+    links = [_link(t, anchors.get(k)) for t, k in (("findings", "denoise-findings"), ("ablation", "ablation"))
+             if anchors.get(k)]
+    if links:
+        parts.append("**Details:** " + ", ".join(links) + ".")
+    return f"**{answer}.**\n\n" + "\n".join(f"- {p}" for p in parts)
+
+
+def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
+                     denoise_timing: pd.DataFrame | None = None, benchmark: pd.DataFrame | None = None,
+                     sigma: float = 25.0, anchors: Mapping[str, str] | None = None, set_name: str = "bsd68") -> str:
+    """The summary at the top of the report: both questions answered in a few sentences with the
+    key numbers (all read from the metrics files) and links to the sections that hold them.
+
+    Args:
+        eval_json, timing_json, denoise_eval, benchmark: as for :func:`headline`.
+        denoise_timing: ``denoise_timing.csv`` as a frame (the denoisers' time per image).
+        sigma: the noise level of the denoising sentences (``report.headline_sigma``).
+        anchors: section key -> HTML anchor: ``quality``, ``speed``, ``denoise-findings``, ``ablation``.
+    """
+    anchors = anchors or {}
+    rows = headline(eval_json, timing_json, denoise_eval, benchmark, set_name)
+    speed = _speedups(timing_json, benchmark)
+    q1 = _translation_answer(rows, eval_json, speed, anchors)
+    q2 = _denoise_answer(denoise_eval, denoise_timing, sigma, anchors, set_name)
+    out = ["**1. Is ASAPNet faster than pix2pixHD at equal quality?** " + (q1 or "No translation metrics yet.")]
+    out.append("**2. Does its idea carry over to denoising?** " + (q2 or "No denoising metrics yet."))
+    return "\n\n".join(out)
+
+
+def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval: Mapping[str, Any],
+                denoise_losses: Mapping[str, pd.DataFrame], benchmark: pd.DataFrame | None = None,
+                set_name: str = "bsd68") -> dict[str, pd.DataFrame]:
+    """The small tidy CSVs of the ``dvc plots`` views (``dvc.yaml``, top-level ``plots``), by file stem.
+
+    Every table has a ``series`` column (the legend: the repository's templates in
+    ``reports/templates/dvc/`` colour by it). ``runtime_vs_size``: series, megapixels, size, ms
+    (the lines of :func:`lib.report.translation.runtime_series`: this run, the speed benchmark,
+    the paper's Fig. 1 GPU values, the official code); ``quality_vs_time``: one row per evaluated
+    generator (time as trained, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
+    ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss).
+    """
+    runtime = runtime_series(timing, benchmark)
+    runtime = runtime.assign(size=runtime["height"].astype(str) + "x" + runtime["width"].astype(str), ms=runtime["ms"].round(1))
+    runtime = runtime[["series", "megapixels", "size", "ms"]]
+    quality = time_quality_points(eval_json, timing)[["model", "time_ms", "fid", "miou"]].round(
+        {"time_ms": 1, "fid": 1, "miou": 3})
+    quality.insert(0, "series", [MODEL_LABELS.get(m, m) for m in quality.pop("model")])
+    summary = pd.DataFrame(denoise_eval.get("summary", []))
+    psnr = pd.DataFrame(columns=["series", "sigma", "psnr"])
+    if not summary.empty:
+        s = summary[summary["set"] == set_name]
+        psnr = pd.DataFrame({"series": [_psnr_row_name(m) for m in s["model"]], "sigma": s["sigma"].astype(float),
+                             "psnr": s["psnr"].astype(float).round(2)})
+    losses = [pd.DataFrame({"series": run, "step": f["step"], "loss": f["loss"].astype(float).map(lambda v: float(f"{v:.5g}"))})
+              for run, f in denoise_losses.items()]
+    loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame(columns=["series", "step", "loss"])
+    return {"runtime_vs_size": runtime.reset_index(drop=True), "quality_vs_time": quality, "psnr_vs_sigma": psnr.reset_index(drop=True),
+            "denoise_losses": loss}

@@ -1,0 +1,156 @@
+"""The report's summary and headline metrics, on small synthetic metrics files: the numbers come from
+the files (none hard-coded), the flat files are what `dvc metrics show` prints, and the text answers
+both questions with those numbers."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from lib.report import summary as S
+from lib.report.common import MISSING, format_frame, format_number
+
+
+def _eval(asap_fid=150.0, p2p_fid=200.0, asap_miou=0.30, p2p_miou=0.20):
+    def row(model, fid, miou, spread=2.0, **extra):
+        return {"model": model, "n": 40, "fid": fid, "fid_boot_low": fid - spread, "fid_boot_high": fid + spread,
+                "kid": fid / 1000, "kid_std": 0.01, "miou": miou, "miou_boot_low": miou - 0.01,
+                "miou_boot_high": miou + 0.01, "pixel_accuracy": 0.5, **extra}
+
+    return {"meta": {"scale": "default", "dataset": "facades", "n_images": 40, "size": [128, 128],
+                     "models": ["asapnet", "pix2pixhd"]},
+            "rows": [row("asapnet", asap_fid, asap_miou), row("pix2pixhd", p2p_fid, p2p_miou),
+                     row("real", 60.0, 0.5, fid_between="real training photos vs real test photos", kid="nan")]}
+
+
+def _timing_json():
+    def s(baseline, size, speedup, status="ok", threads=0):
+        h, w = (int(x) for x in size.split("x"))
+        return {"baseline": baseline, "size": size, "device": "cpu", "dtype": "fp32", "tf32": "-",
+                "threads_setting": threads, "threads": 2, "height": h, "width": w,
+                "speedup": speedup if status == "ok" else "nan", "baseline_status": status, "predicted_speedup": "nan"}
+
+    return {"speedups": [s("pix2pixhd", "256x512", 2.5), s("pix2pixhd", "256x512", 3.0, threads=1),
+                         s("spade", "256x512", 6.0), s("pix2pixhd", "1024x2048", None, status="skipped")]}
+
+
+def _benchmark():
+    rows = [("asapnet", "fast", 1024, 2048, 1000.0), ("asapnet", "reference", 1024, 2048, 2000.0),
+            ("pix2pixhd", "", 1024, 2048, 20000.0), ("asapnet", "fast", 256, 512, 100.0),
+            ("pix2pixhd", "", 256, 512, 900.0)]
+    return pd.DataFrame([{"device": "cpu", "dtype": "fp32", "height": h, "width": w, "model": m, "impl": i or None, "threads": 2,
+                          "median_ms": ms} for m, i, h, w, ms in rows])
+
+
+def _denoise(asap_psnr=27.0, cnn_psnr=26.0):
+    runs = [{"run": "dncnn_gray", "label": "DnCNN-20 (ours)", "model": "dncnn", "variant": "nan", "data": "train400", "gmacs": 100.0},
+            {"run": "cnn_small", "label": "plain CNN small", "model": "dncnn", "variant": "nan", "data": "train400", "gmacs": 1.0},
+            {"run": "asap_a", "label": "ASAPNet a", "model": "asapnet_denoise", "variant": "plain", "data": "train400", "gmacs": 1.0},
+            {"run": "asap_b", "label": "ASAPNet b", "model": "asapnet_denoise", "variant": "context_conv", "data": "train400", "gmacs": 1.5}]
+    psnr = {"official_dncnn_b_gray": (31.0, 29.0, 26.0), "dncnn_gray": (25.0, 23.0, 20.0), "cnn_small": (28.0, cnn_psnr, 22.0),
+            "asap_a": (22.0, 21.0, 18.0), "asap_b": (28.5, asap_psnr, 23.0)}
+    summary = [{"set": "bsd68", "model": m, "kind": "official" if m.startswith("official") else "ours", "sigma": sig,
+                "n_images": 68, "psnr": v, "psnr_noisy": 20.2 if sig == 25.0 else 15.0}
+               for m, vals in psnr.items() for sig, v in zip((15.0, 25.0, 50.0), vals)]
+    summary.append({"set": "set12", "model": "asap_b", "kind": "ours", "sigma": 25.0, "n_images": 12, "psnr": 99.0,
+                    "psnr_noisy": 20.0})
+    return {"meta": {"scale": "default"}, "runs": runs, "summary": summary}
+
+
+def _denoise_timing():
+    ms = {"dncnn_gray": 3000.0, "cnn_small": 190.0, "asap_a": 150.0, "asap_b": 200.0}
+    return pd.DataFrame([{"model": m, "height": 321, "width": 481, "median_ms": v} for m, v in ms.items()])
+
+
+def test_headline_rows_are_flat_rounded_and_from_the_files():
+    rows = S.headline(_eval(asap_fid=150.04), _timing_json(), _denoise(), _benchmark())
+    assert rows["translation_asapnet"] == {"fid": 150.0, "kid": 0.15, "miou": 0.3}
+    assert rows["translation_real_photos"] == {"fid": 60.0, "miou": 0.5}  # KID "nan" left out
+    # all-threads measurement of the stage; the skipped 1024x2048 cell comes from the benchmark (not the reference MLP)
+    assert rows["speedup_256x512"] == {"pix2pixhd": 2.5, "spade": 6.0}
+    assert rows["speedup_1024x2048"] == {"pix2pixhd": 20.0}
+    assert rows["psnr_dncnn_b_official"] == {"s15": 31.0, "s25": 29.0, "s50": 26.0}
+    assert rows["psnr_asap_b"]["s25"] == 27.0  # BSD68 only: the Set12 row does not leak in
+    for values in rows.values():
+        assert values and all(isinstance(v, float) and math.isfinite(v) for v in values.values())
+
+
+def test_headline_follows_changed_metrics():
+    rows = S.headline(_eval(asap_fid=123.45), _timing_json(), _denoise(asap_psnr=24.321), _benchmark())
+    assert rows["translation_asapnet"]["fid"] == 123.5 and rows["psnr_asap_b"]["s25"] == 24.32
+
+
+def test_write_headline_writes_one_flat_file_per_row_and_drops_stale_ones(tmp_path):
+    (tmp_path / "psnr_old_run.json").write_text("{}")
+    rows = S.headline(_eval(), _timing_json(), _denoise(), _benchmark())
+    files = S.write_headline(rows, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.json" for k in rows)
+    assert len(files) == len(rows)
+    data = json.loads((tmp_path / "speedup_256x512.json").read_text())
+    assert data == {"pix2pixhd": 2.5, "spade": 6.0}
+    # what `dvc metrics show` prints: rows = files, columns = the union of their keys: few and short
+    keys = {k for f in tmp_path.iterdir() for k in json.loads(f.read_text())}
+    assert keys == {"fid", "kid", "miou", "pix2pixhd", "spade", "s15", "s25", "s50"}
+
+
+def test_summary_answers_both_questions_with_the_files_numbers():
+    text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _benchmark(), sigma=25,
+                              anchors={"quality": "quality", "speed": "speed", "ablation": "ablation"})
+    q1, q2 = text.split("**2. ")
+    assert q1.startswith("**1. Is ASAPNet faster than pix2pixHD at equal quality?**")
+    assert "**Yes: faster, and its quality is at least equal.**" in q1
+    assert "**2.50x** at 256x512" in q1 and "**20.00x** at 1024x2048 (speed benchmark)" in q1
+    assert "FID 150.0 vs 200.0" in q1 and "real photos 60.0" in q1 and "mIoU 0.300 vs 0.200" in q1
+    assert "(95% bootstrap intervals apart)" in q1
+    assert "[quality table](#quality)" in q1 and "[speed-ups](#speed)" in q1
+    assert "Does its idea carry over to denoising?**" in q2
+    assert "ASAPNet b" in q2 and "**27.00 dB** in 200 ms" in q2 and "noisy input 20.20 dB" in q2
+    assert "29.00 dB" in q2 and "2.00 dB behind" in q2 and "15.0x faster" in q2  # official DnCNN-B, our DnCNN-20's time
+    assert "plain CNN small" in q2 and "+1.00 dB for ASAPNet" in q2
+    assert "**Partly: it beats a plain CNN as fast, but not the fully trained DnCNN.**" in q2
+    assert "[ablation](#ablation)" in q2
+
+
+def test_summary_verdicts_follow_the_numbers():
+    worse = S.summary_markdown(_eval(asap_fid=250.0, asap_miou=0.1), _timing_json(), _denoise(asap_psnr=25.0),
+                               _denoise_timing(), _benchmark())
+    assert "**Faster, but not at equal quality.**" in worse and "worse than pix2pixHD on both measures" in worse
+    assert "**Not at this budget: a plain CNN as fast denoises as well or better.**" in worse
+    mixed = S.summary_markdown(_eval(asap_fid=201.0, asap_miou=0.25, p2p_fid=200.0), _timing_json(), _denoise(),
+                               _denoise_timing(), _benchmark())
+    assert "mixed against pix2pixHD" in mixed and "intervals apart" not in mixed
+
+
+def test_summary_without_denoising_metrics_says_so():
+    text = S.summary_markdown(_eval(), _timing_json(), {"summary": [], "runs": []})
+    assert "No denoising metrics yet." in text and "FID 150.0" in text
+
+
+def test_plot_tables_are_tidy_with_a_series_column():
+    timing = pd.DataFrame([{"kind": "paper_config", "model": m, "height": 256, "width": 512, "megapixels": 0.131072,
+                            "device": "cpu", "threads": 2, "threads_setting": 0, "tf32": "-", "status": "ok",
+                            "median_ms": ms} for m, ms in (("asapnet", 100.0), ("pix2pixhd", 250.0))])
+    losses = {"asap_a": pd.DataFrame({"step": [10, 20], "loss": [0.5, 0.25]}),
+              "dncnn_gray": pd.DataFrame({"step": [10, 20, 30], "loss": [0.9, 0.4, 0.123456789]})}
+    tables = S.plot_tables(_eval(), timing, _denoise(), losses, _benchmark())
+    assert set(tables) == {"runtime_vs_size", "quality_vs_time", "psnr_vs_sigma", "denoise_losses"}
+    for frame in tables.values():
+        assert frame.columns[0] == "series"
+    psnr = tables["psnr_vs_sigma"]
+    assert len(psnr) == 15 and set(psnr["series"]) == {"dncnn_b_official", "dncnn_gray", "cnn_small", "asap_a", "asap_b"}
+    loss = tables["denoise_losses"]
+    assert len(loss) == 5 and loss["loss"].iloc[-1] == pytest.approx(0.12346)
+    runtime = tables["runtime_vs_size"]
+    ours = runtime[runtime["series"].str.startswith("ASAPNet · cpu")]
+    assert list(ours["ms"]) == [100.0] and list(ours["size"]) == ["256x512"]
+
+
+def test_format_frame_has_no_nan_cells():
+    frame = pd.DataFrame({"ms 481x321": [3456.2, float("nan")], "PSNR σ=25": [29.3812, None], "VGG loss": [True, False],
+                          "note": ["x", "nan"]})
+    out = format_frame(frame, {"ms": 0})
+    assert out.to_dict("list") == {"ms 481x321": ["3,456", MISSING], "PSNR σ=25": ["29.38", MISSING],
+                                   "VGG loss": ["yes", "no"], "note": ["x", MISSING]}
+    assert format_number("skipped", 2) == "skipped"
