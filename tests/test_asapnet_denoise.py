@@ -44,6 +44,8 @@ def _tiny(name: str, in_channels: int = 1, **kw) -> ASAPNetDenoiseConfig:
         ("context_width", 0),
         ("final_activation", "sigmoid"),
         ("init_gain", 0.0),
+        ("lr_padding", "circular"),
+        ("lr_norm", "batch"),
     ],
 )
 def test_config_validation_names_field(field, value):
@@ -272,6 +274,49 @@ def test_complexity_with_fixed_downsampling():
     cfg = _tiny("noise_level", 3, tile_size=16, learned_ds_factor=4)
     got = complexity(cfg, 50, 70)["gmacs"] * 1e9
     assert got == pytest.approx(_closed_form_macs(cfg, 50, 70), rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- grid-size robustness
+
+
+def _two_grids(cfg: ASAPNetDenoiseConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's output on a 128x128 image and on its top-left 64x64 crop (grids of 16 and 8 tiles)."""
+    torch.manual_seed(0)
+    model = ASAPNetDenoiser(cfg).eval()
+    for m in model.modules():  # non-trivial norm affines, so every layer matters
+        if hasattr(m, "weight") and isinstance(m.weight, torch.nn.Parameter) and m.weight.ndim == 1:
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.2, 0.2)
+    x = torch.rand(1, 1, 128, 128)
+    with torch.no_grad():
+        return model(x)[..., :64, :64], model(x[..., :64, :64])
+
+
+def test_grid_robust_variant_does_not_depend_on_the_grid_size():
+    """Away from the crop's bottom/right border, a tile's output is the same whether the image
+    is 16 or 8 tiles wide with reflect padding and the per-cell norm; with instance norm (the
+    ASAPNet stream) every tile changes with the grid."""
+    cfg = _tiny("grid_robust", tile_size=8, lr_depth=1)
+    assert (cfg.lr_padding, cfg.lr_norm, cfg.context) == ("reflect", "cell", "conv")
+    big, small = _two_grids(cfg)
+    inner = (..., slice(0, 24), slice(0, 24))  # 3 tiles from the top-left corner, shared by both grids
+    torch.testing.assert_close(big[inner], small[inner], rtol=0, atol=1e-5)
+    big, small = _two_grids(dataclasses.replace(cfg, lr_norm="instance"))
+    assert (big[inner] - small[inner]).abs().max() > 1e-3
+    for norm in ("cell", "none"):  # zero padding makes the grid border visible, but not the grid size
+        big, small = _two_grids(dataclasses.replace(cfg, lr_padding="zeros", lr_norm=norm))
+        torch.testing.assert_close(big[inner], small[inner], rtol=0, atol=1e-5)
+
+
+def test_lowres_options_keep_the_state_dict_layout_and_check_small_grids():
+    plain = ASAPNetDenoiser(_tiny("context_conv", tile_size=8)).state_dict()
+    for norm in ("cell", "none"):
+        robust = ASAPNetDenoiser(_tiny("context_conv", tile_size=8, lr_padding="reflect", lr_norm=norm)).state_dict()
+        assert {k: v.shape for k, v in robust.items()} == {k: v.shape for k, v in plain.items()}
+    model = ASAPNetDenoiser(_tiny("grid_robust", tile_size=8))
+    with pytest.raises(ValueError, match="reflect padding"):
+        model(torch.rand(1, 1, 8, 40))  # a grid of 1 x 5 tiles
+    assert model(torch.rand(1, 1, 16, 40)).shape == (1, 1, 16, 40)
 
 
 # ----------------------------------------------------------------------------- training sanity

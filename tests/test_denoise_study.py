@@ -25,21 +25,25 @@ def _stage(runs: dict, common: dict | None = None) -> study.TrainDenoiserStage:
     return study.TrainDenoiserStage(common=common or {"sigma_range": [10, 55], "batch_size": 2}, runs=runs)
 
 
-def test_default_params_build_every_run():
+def test_default_params_build_every_run_on_one_budget():
     _, stage = load_stage("train_denoiser", ROOT / "params.yaml")
+    table = study.run_table(stage)
+    budget = stage.common["budget_pixels"]
     for name in stage.runs:
         run, model_cfg, train_cfg = study.run_settings(stage, name)
         assert train_cfg.sigma_range == (10.0, 55.0)  # blind training range of the study
         assert model_cfg.in_channels == run.channels
         if run.model == "asapnet_denoise":
-            # patches hold at least 8 tiles per side (shorter ones fail on full images)
-            assert train_cfg.patch_size >= 8 * model_cfg.tile_size
+            # patches hold at least 4 tiles per side (shorter ones fail on full images)
+            assert min(train_cfg.sizes) >= 4 * model_cfg.tile_size
+    # every run sees the budget's pixel-samples, to within one step
+    one_step = table["batch_size"] * table["patch_sizes"].map(lambda s: max(s) ** 2)
+    assert ((table["pixel_samples"] >= budget) & (table["pixel_samples"] < budget + one_step)).all(), table
 
 
-def test_dvc_matrix_lists_every_run():
+def test_dvc_matrix_runs_every_run_of_params():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    _, stage = load_stage("train_denoiser", ROOT / "params.yaml")
-    assert dvc["stages"]["train_denoiser"]["matrix"]["run"] == list(stage.runs)
+    assert dvc["stages"]["train_denoiser"]["matrix"]["run"] == "${train_denoiser.runs}"  # DVC: the run names
 
 
 def test_run_settings_merges_common_and_variant():
@@ -146,6 +150,50 @@ def test_summarize_means_over_common_images():
     assert dict(zip(subset["model"], subset["psnr"])) == {"m1": 0.0, "bm3d": 7.0}
 
 
+def test_run_table_describes_cnns_by_shape_and_counts_pixels():
+    stage = _stage({"cnn": {"model": "dncnn", "data": "train400", "model_cfg": {"depth": 5, "channels": 8},
+                            "train": {"patch_size": 20}},
+                    "asap": {"model": "asapnet_denoise", "variant": "grid_robust", "data": "train400",
+                             "model_cfg": TINY_ASAP, "train": {"patch_sizes": [32, 64]}}},
+                   common={"batch_size": 4, "budget_pixels": 100_000})
+    table = study.run_table(stage, 32, 48).set_index("run")
+    assert "5 conv layers of 8 channels" in table.loc["cnn", "change"]
+    assert table.loc["cnn", "steps"] == 63  # ceil(100000 / (4 * 20^2))
+    assert table.loc["cnn", "pixel_samples"] == 63 * 4 * 400
+    assert table.loc["asap", "patch_sizes"] == [32, 64] and 100_000 <= table.loc["asap", "pixel_samples"] < 100_000 + 4 * 64**2
+
+
+def _pairs(diffs):
+    rows = [{"set": "bsd68", "model": m, "name": f"im{i}", "sigma": 25.0, "psnr": 20.0 + (d if m == "a" else 0.0)}
+            for i, d in enumerate(diffs) for m in ("a", "b")]
+    return pd.DataFrame(rows)
+
+
+def test_paired_bootstrap_interval_brackets_the_mean_difference():
+    diffs = np.random.default_rng(1).normal(-0.5, 0.3, 40)
+    r = ev.paired_bootstrap(_pairs(diffs), "a", "b", "bsd68", 25.0, n_boot=4000, seed=0)
+    assert r["n_images"] == 40 and r["mean_diff"] == pytest.approx(diffs.mean())
+    assert r["ci_low"] < r["mean_diff"] < r["ci_high"] < 0  # clearly negative
+    se = diffs.std(ddof=1) / np.sqrt(40)
+    assert r["ci_high"] - r["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.15)  # the normal-theory width
+    assert r["wins_a"] == int((diffs > 0).sum())
+    constant = ev.paired_bootstrap(_pairs([0.25] * 5), "a", "b", "bsd68", 25.0, n_boot=50)
+    assert constant["ci_low"] == constant["ci_high"] == pytest.approx(0.25)  # no spread: no interval
+    assert ev.paired_bootstrap(_pairs([1.0]), "a", "c", "bsd68", 25.0) is None  # no shared image
+
+
+def test_reference_cnn_is_the_largest_gray_cnn_and_paired_differences_use_it():
+    runs = {"big": study.DenoiseRun("dncnn", "train400"), "small": study.DenoiseRun("dncnn", "train400"),
+            "color": study.DenoiseRun("dncnn", "cbsd432"), "asap": study.DenoiseRun("asapnet_denoise", "train400", "plain")}
+    costs = {"big": 100.0, "small": 8.0, "color": 300.0, "asap": 1.0}
+    assert ev.reference_cnn(runs, costs) == "big"
+    assert ev.reference_cnn({"asap": runs["asap"]}, costs) is None
+    per_image = _pairs([0.5, 1.5])
+    out = ev.paired_differences(per_image, "a", "b", [25.0, 50.0], n_boot=10)
+    assert [(r["set"], r["sigma"]) for r in out] == [("bsd68", 25.0)]  # only where both were scored
+    assert ev.paired_differences(per_image, None, "b", [25.0]) == []
+
+
 def test_best_variant_and_published_values():
     summary = pd.DataFrame([
         {"set": "bsd68", "model": "asap_a", "sigma": 25.0, "psnr": 25.0},
@@ -193,7 +241,7 @@ def test_grid_size_check_gain_is_psnr_difference():
     model = _tiny_models()["g"]
     images = _images(1, n=2, size=40)
     df = ev.grid_size_check({"g": model}, images, [16, 0], 25.0, seed=0)
-    assert list(df["crop"]) == [16, 0] and set(df["n_images"]) == {2}
+    assert list(df["crop"]) == [16, 0] and set(df["n_images"]) == {2} and set(df["sigma"]) == {25.0}
     gains = []
     for name, clean in images:
         c = clean[:16, :16]

@@ -113,12 +113,17 @@ def test_residual_output_is_input_minus_body():
         torch.testing.assert_close(res(x * 10), x * 10, rtol=0, atol=0)
 
 
-def test_kaiming_init_scale():
+def test_init_is_small_orthogonal_with_small_bn_scales():
     torch.manual_seed(0)
     model = DnCNN(DnCNNConfig())
-    w = model.body[2].weight  # a middle conv: fan_in = 64 * 9
-    assert abs(w.std().item() - (2.0 / (64 * 9)) ** 0.5) < 0.002
-    assert model.body[0].bias.abs().sum() == 0
+    w = model.body[2].weight.flatten(1)  # a middle conv as (64, 64 * 9): orthogonal rows of norm 0.2
+    torch.testing.assert_close(w @ w.T, 0.04 * torch.eye(64), rtol=0, atol=1e-5)
+    bn = model.body[3]
+    assert 0.1 <= bn.weight.min() and bn.weight.max() <= 1.0 and bn.weight.std() > 0.1  # U(0.1, 1)
+    assert bn.bias.abs().sum() == 0 and model.body[0].bias.abs().sum() == 0
+    # the residual branch starts small (He init with BN scale 1: about 0.7, noise of order 1)
+    x = torch.rand(2, 1, 40, 40)
+    assert model.train()(x).sub(x).abs().mean() < 0.2
 
 
 def test_denoise_numpy_roundtrip_and_errors():

@@ -1,6 +1,7 @@
 """The denoising section's tables, plot data and text, on a synthetic metrics file."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -128,6 +129,8 @@ def test_grid_table_shows_training_patch_and_gain_per_crop():
     assert table.loc["asapnet_plain", "64x64 crop"] == 7.2
     assert table.loc["asapnet_plain", "full image"] == -1.8
     assert table.loc["asapnet_plain", "train patch"] == 64 and table.loc["asapnet_plain", "tile"] == 8
+    train["asapnet_plain"]["patch_sizes"] = [64, 128]
+    assert denoise.denoise_grid_table(ev, train).loc["asapnet_plain", "train patch"] == "64/128"
 
 
 def test_findings_name_runs_that_only_work_at_their_training_grid():
@@ -141,7 +144,7 @@ def test_findings_name_runs_that_only_work_at_their_training_grid():
     train = {"asapnet_residual": {"patch_size": 64}, "asapnet_plain": {"patch_size": 64}}
     text = denoise.denoise_findings(ev, _timing(), train=train, sigma=25.0)
     assert "asapnet_residual (+7.2 dB on 64-px crops" in text and "-1.8 dB on full images" in text
-    assert "asapnet_plain (" not in text  # lost only 0.5 dB
+    assert "asapnet_plain (+1.0 dB" not in text  # lost only 0.5 dB: neither lost nor robust
     assert "(grid-size check, σ=25)" in text
     for row in ev["grid_check"]:
         row["sigma"] = 50.0  # written by the evaluation stage: wins over the headline sigma
@@ -152,3 +155,93 @@ def test_crops_caption_lists_the_noise_levels():
     assert denoise.crops_caption([25.0, 50.0]).startswith("Crops at σ = 25 and 50 ")
     assert denoise.crops_caption([15.0, 25.0, 50.0]).startswith("Crops at σ = 15, 25 and 50 ")
     assert denoise.crops_caption([25.0]).startswith("Crops at σ = 25 ")
+
+
+# ----------------------------------------------------------------------------- plain CNNs, Pareto front, bootstrap
+
+CNN_RUNS = {  # run -> (model, variant, data, PSNR at sigma 15), with GMACs and ms below
+    "dncnn_gray": ("dncnn", "nan", "train400", 29.0),
+    "cnn_small": ("dncnn", "nan", "train400", 27.0),
+    "cnn_tiny": ("dncnn", "nan", "train400", 26.0),
+    "asapnet_plain": ("asapnet_denoise", "plain", "train400", 21.0),
+    "asapnet_context_conv": ("asapnet_denoise", "context_conv", "train400", 26.5),
+    "asapnet_grid_robust": ("asapnet_denoise", "grid_robust", "train400", 25.5),
+}
+CNN_COST = {"dncnn_gray": (102.6, 2500.0), "cnn_small": (8.6, 200.0), "cnn_tiny": (1.8, 60.0),
+            "asapnet_plain": (1.3, 40.0), "asapnet_context_conv": (1.8, 150.0), "asapnet_grid_robust": (1.8, 150.0)}
+
+
+def _cnn_study():
+    ev = _eval_json(CNN_RUNS)
+    for r in ev["runs"]:
+        r["gmacs"] = CNN_COST[r["run"]][0]
+    ev["meta"]["best_variant"] = "asapnet_context_conv"
+    timing = pd.DataFrame([{"model": m, "height": 321, "width": 481, "median_ms": c[1]} for m, c in CNN_COST.items()])
+    return ev, timing
+
+
+def test_pareto_front_keeps_the_non_dominated_points():
+    pts = pd.DataFrame({"ms": [10.0, 20.0, 30.0, 40.0, 50.0], "psnr": [25.0, 24.0, 27.0, 27.0, 28.0]})
+    front = denoise.pareto_front(pts)
+    assert list(front["ms"]) == [10.0, 30.0, 50.0]  # 20 ms is slower and worse than 10 ms; 40 ms no better than 30
+    v = denoise.front_verdict(front, 35.0, 26.0)
+    assert v["dominated_by"]["ms"] == 30.0 and v["margin_db"] == pytest.approx(26.0 - 27.0 - 1.0 * (np.log10(35 / 30) / np.log10(50 / 30)))
+    above = denoise.front_verdict(front, 20.0, 26.5)
+    assert above["dominated_by"] is None and above["margin_db"] > 0
+    assert denoise.front_verdict(front, 5.0, 20.0)["margin_db"] is None  # faster than every CNN
+
+
+def test_cnn_rows_have_the_reference_cnn_as_parent_and_skipped_rows_are_walked_over():
+    ev, _ = _cnn_study()
+    parents = denoise.ablation_parents(ev)
+    assert denoise.reference_run(ev["runs"]) == "dncnn_gray"  # the largest CNN
+    assert parents["dncnn_gray"] is None and parents["cnn_small"] == parents["cnn_tiny"] == "dncnn_gray"
+    assert parents["asapnet_context_conv"] == "asapnet_plain"  # its parent (residual) was not trained
+    assert parents["asapnet_grid_robust"] == "asapnet_context_conv"
+
+
+def test_psnr_vs_time_marks_cnns_and_draws_their_front():
+    ev, timing = _cnn_study()
+    fig, pts = denoise.plot_psnr_vs_time(ev, timing, pd.DataFrame())
+    at25 = pts[pts["sigma"] == 25.0].set_index("model")
+    assert at25["cnn"].to_dict() == {m: m.startswith(("dncnn", "cnn")) for m in at25.index}
+    assert at25.loc["official_dncnn_b_gray", "ms"] == 2500.0  # the network of our DnCNN-20, not of a small CNN
+    front_lines = [line for line in fig.axes[0].get_lines() if line.get_label() == "plain-CNN Pareto front"]
+    assert len(front_lines) == 1 and list(front_lines[0].get_xdata()) == [60.0, 200.0, 2500.0]
+
+
+def test_findings_say_plainly_when_asapnet_is_dominated():
+    ev, timing = _cnn_study()
+    text = denoise.denoise_findings(ev, timing, sigma=25.0)
+    assert "**ASAPNet is dominated** at σ=25" not in text  # the plain transfer is faster than every CNN
+    assert "asapnet_context_conv (25.50 dB, 150 ms) by cnn_tiny (25.00 dB" not in text  # 25.5 > 25.0: not dominated
+    assert "asapnet_grid_robust (24.50 dB, 150 ms) by cnn_tiny (25.00 dB, 60 ms)" in text
+    assert "asapnet_context_conv is -0.26 dB from the plain-CNN front" in text  # 25.5 vs 25.0 + 1.0 * log(150/60)/log(200/60)
+    slow = timing.assign(median_ms=[2500.0, 200.0, 60.0, 100.0, 150.0, 150.0])
+    for r in ev["summary"]:
+        if r["model"] == "asapnet_context_conv":
+            r["psnr"] -= 1.0
+    assert "**ASAPNet is dominated** at σ=25" in denoise.denoise_findings(ev, slow, sigma=25.0)
+
+
+def test_findings_quote_the_paired_bootstrap_and_grid_robust_runs():
+    ev, timing = _cnn_study()
+    ev["paired_difference"] = [{"set": "bsd68", "sigma": 25.0, "model_a": "asapnet_context_conv", "model_b": "dncnn_gray",
+                                "n_images": 68, "mean_diff": -3.5, "ci_low": -3.7, "ci_high": -3.3, "level": 0.95,
+                                "n_boot": 2000, "wins_a": 0}]
+    ev["grid_check"] = [{"model": "asapnet_grid_robust", "crop": c, "n_images": 3, "sigma": 25.0, "gain_db": g}
+                        for c, g in [(64, 6.0), (176, 6.4), (0, 6.5)]]
+    train = {"asapnet_grid_robust": {"patch_sizes": [64, 96, 128, 160, 176]}}
+    text = denoise.denoise_findings(ev, timing, train=train, sigma=25.0)
+    assert "asapnet_context_conv minus dncnn_gray: -3.50 dB (95% paired bootstrap interval [-3.70, -3.30] over 68 images" in text
+    assert "-2.50 vs our DnCNN" in text  # 25.5 - 28.0: the reference CNN, not a smaller one
+    assert "Grid-size robust" in text and "asapnet_grid_robust (+6.4 dB on 176-px crops, its largest training side" in text
+
+
+def test_front_findings_and_plot_without_timing_at_the_plotted_size():
+    """The smoke scale times other sizes only: no points, no front, no error."""
+    ev, timing = _cnn_study()
+    other = timing.assign(height=64, width=64)
+    assert "Pareto front" not in denoise.denoise_findings(ev, other, sigma=25.0)
+    fig, pts = denoise.plot_psnr_vs_time(ev, other, pd.DataFrame(columns=["model", "set", "sigma", "name", "psnr", "seconds"]))
+    assert pts.empty

@@ -9,7 +9,10 @@ the same noise) under the DnCNN protocol (:mod:`lib.denoise.protocol`), and time
 models' forward pass (:func:`lib.metrics.timing.time_forward`).
 
 Per-image rows share the columns :data:`PER_IMAGE_COLUMNS`; :func:`summarize_common_images`
-averages them per (set, model, sigma) over the images every model of that set was run on.
+averages them per (set, model, sigma) over the images every model of that set was run on;
+:func:`paired_differences` puts a paired per-image bootstrap interval on the PSNR difference
+between the best ASAPNet variant and the reference CNN (the DnCNN run with the most MACs,
+trained on the same budget).
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ __all__ = [
     "with_published",
     "time_denoisers",
     "best_variant",
+    "reference_cnn",
+    "paired_bootstrap",
+    "paired_differences",
     "grid_size_check",
     "in_channels",
     "PER_IMAGE_COLUMNS",
@@ -68,6 +74,8 @@ class EvaluateDenoisingConfig:
     crop_size: int = 96  # side of the crops shown in the report
     grid_check_sizes: tuple[int, ...] = (64, 128, 176, 0)  # crop sides for grid_size_check (0: full image)
     grid_check_images: int = 3  # first N BSD68 images for grid_size_check
+    grid_check_sigma: float = 25.0  # noise level of grid_size_check
+    bootstrap_samples: int = 2000  # resamples of the paired per-image bootstrap (paired_differences)
     threads: int = 0  # torch threads; 0 = torch's default
 
     def __post_init__(self) -> None:
@@ -78,6 +86,8 @@ class EvaluateDenoisingConfig:
                 raise ValueError(f"image count for {name} must be >= 0, got {n}")
         if any(int(c) < 0 for c in self.grid_check_sizes) or self.grid_check_images < 0:
             raise ValueError("grid_check_sizes must be crop sides >= 0 (0: full image) and grid_check_images >= 0")
+        if self.bootstrap_samples < 1 or self.grid_check_sigma < 0:
+            raise ValueError("bootstrap_samples must be >= 1 and grid_check_sigma >= 0")
         if self.timing_runs < 1 or self.timing_warmup < 0:
             raise ValueError("timing_runs must be >= 1 and timing_warmup >= 0")
         for hw in self.timing_sizes:
@@ -301,6 +311,56 @@ def best_variant(summary: pd.DataFrame, runs: Mapping[str, DenoiseRun], set_name
     return str(rows.sort_values("psnr", ascending=False)["model"].iloc[0])
 
 
+def reference_cnn(runs: Mapping[str, DenoiseRun], costs: Mapping[str, float]) -> str | None:
+    """The reference CNN: of the gray DnCNN-style runs, the one with the most MACs (``costs``:
+    run -> GMAC per image), i.e. our DnCNN-20 when it was trained; None without such a run."""
+    cnns = [n for n, r in runs.items() if r.model == "dncnn" and r.channels == 1 and n in costs]
+    return max(cnns, key=lambda n: costs[n]) if cnns else None
+
+
+def paired_bootstrap(per_image: pd.DataFrame, model_a: str, model_b: str, set_name: str, sigma: float,
+                     n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict | None:
+    """Mean PSNR difference ``a - b`` over the images both models were scored on, with a paired
+    percentile bootstrap interval: the images are resampled with replacement ``n_boot`` times
+    and the mean of the per-image differences is taken each time.
+
+    Returns:
+        ``dict(set, sigma, model_a, model_b, n_images, mean_diff, ci_low, ci_high, level,
+        n_boot, wins_a)`` (``wins_a``: images where ``a`` is better), or None when the two
+        share no image.
+    """
+    rows = per_image[(per_image["set"] == set_name) & (per_image["sigma"] == float(sigma))]
+    a = rows[rows["model"] == model_a].set_index("name")["psnr"]
+    b = rows[rows["model"] == model_b].set_index("name")["psnr"]
+    names = sorted(set(a.index) & set(b.index))
+    if not names:
+        return None
+    diff = a.loc[names].to_numpy(dtype=float) - b.loc[names].to_numpy(dtype=float)  # (N,)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(n_boot, len(diff)))  # (n_boot, N) resampled image indices
+    means = diff[idx].mean(axis=1)  # (n_boot,)
+    tail = (1.0 - level) / 2
+    return {"set": set_name, "sigma": float(sigma), "model_a": model_a, "model_b": model_b, "n_images": len(names),
+            "mean_diff": float(diff.mean()), "ci_low": float(np.quantile(means, tail)),
+            "ci_high": float(np.quantile(means, 1 - tail)), "level": level, "n_boot": int(n_boot),
+            "wins_a": int((diff > 0).sum())}
+
+
+def paired_differences(per_image: pd.DataFrame, best: str | None, reference: str | None, sigmas: Sequence[float],
+                       n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """:func:`paired_bootstrap` of the best ASAPNet variant against the reference CNN on every
+    gray test set and sigma they were both scored on (empty when either is missing)."""
+    if not best or not reference:
+        return []
+    out = []
+    for set_name in TEST_SETS_FOR[1]:
+        for sigma in sigmas:
+            r = paired_bootstrap(per_image, best, reference, set_name, sigma, n_boot, seed)
+            if r is not None:
+                out.append(r)
+    return out
+
+
 def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
                     sizes: Sequence[int], sigma: float, seed: int) -> pd.DataFrame:
     """PSNR gain over the noisy input on top-left crops of several sizes (0 = the full image).
@@ -310,7 +370,7 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
     to other grid sizes. Each crop is noised like the protocol (same seed per image name).
 
     Returns:
-        Rows ``model, crop, n_images, gain_db`` (mean over images of PSNR(output) - PSNR(noisy)).
+        Rows ``model, crop, n_images, sigma, gain_db`` (mean over images of PSNR(output) - PSNR(noisy)).
     """
     rows = []
     for run_name, model in models.items():
@@ -321,5 +381,6 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
                 noisy = noise_fn(seed)(c, sigma, name)
                 out = dncnn.denoise(model, noisy, sigma=sigma)
                 gains.append(denoise_psnr(c, out) - denoise_psnr(c, noisy))
-            rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "gain_db": float(np.mean(gains))})
+            rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "sigma": float(sigma),
+                         "gain_db": float(np.mean(gains))})
     return pd.DataFrame(rows)

@@ -19,8 +19,8 @@ Denoiser = Callable[[np.ndarray, float], np.ndarray]
 
 
 def crop_denoisers(models: Mapping[str, torch.nn.Module], runs: Mapping[str, DenoiseRun], best: str | None,
-                   weights_dir: str | Path) -> dict[str, Denoiser]:
-    """The denoisers shown in the crop figure: the official DnCNN-B, our gray DnCNN and the
+                   weights_dir: str | Path, reference: str | None = None) -> dict[str, Denoiser]:
+    """The denoisers shown in the crop figure: the official DnCNN-B, our reference CNN and the
     best ASAPNet-denoise variant (those of the last two that were trained).
 
     Args:
@@ -28,13 +28,15 @@ def crop_denoisers(models: Mapping[str, torch.nn.Module], runs: Mapping[str, Den
         runs: run name -> its settings.
         best: the best ASAPNet-denoise run (:func:`lib.denoise.evaluate.best_variant`) or None.
         weights_dir: the weights folder holding the official DnCNN files.
+        reference: our reference CNN run (:func:`lib.denoise.evaluate.reference_cnn`) or None.
 
     Returns:
         label -> ``(noisy, sigma) -> output``, in the figure's column order.
     """
     b_gray = dncnn.load_official(dncnn.official_path("dncnn_b_gray", weights_dir))
     denoisers: dict[str, Denoiser] = {"official DnCNN-B": lambda x, s: dncnn.denoise(b_gray, x)}
-    for label, run in [("our DnCNN", "dncnn_gray"), (f"ASAPNet {runs[best].variant if best else ''}", best)]:
+    ours = runs[reference].label or reference if reference in runs else "our DnCNN"
+    for label, run in [(ours, reference), (f"ASAPNet {runs[best].variant if best else ''}", best)]:
         if run in models:
             denoisers[label] = lambda x, s, m=models[run]: dncnn.denoise(m, x, sigma=s)
     return denoisers

@@ -1,12 +1,14 @@
-"""The denoising study's training runs: our DnCNN and the ASAPNet-denoise ablation rows.
+"""The denoising study's training runs: DnCNN-style CNNs and the ASAPNet-denoise ablation rows.
 
 Does the ASAPNet idea give a fast denoiser, and what must change (docs/design.md#models)? The
 ``train_denoiser`` stage trains one run per entry of ``params.yaml: train_denoiser.runs``
-(:class:`DenoiseRun`): our DnCNN, gray and color, and each ASAPNet-denoise ablation row
+(:class:`DenoiseRun`): our DnCNN-20 and smaller plain CNNs of the same design (the speed /
+quality trade-off ASAPNet must beat), and ASAPNet-denoise ablation rows
 (:data:`lib.models.asapnet_denoise.VARIANTS`), all with the DnCNN recipe of
 :mod:`lib.train.denoise` (blind, sigma uniform in the configured range, fresh noise per
-patch, dihedral augmentation, Adam with a step schedule). :mod:`lib.denoise.evaluate`
-scores them.
+patch, dihedral augmentation, Adam with a step schedule) and the same budget of training
+pixel-samples (``common.budget_pixels``; :func:`lib.train.denoise.budget_steps` turns it into
+each run's steps). :mod:`lib.denoise.evaluate` scores them.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from lib.data import denoise as dn_data
 from lib.models import make_config
 from lib.models.asapnet_denoise import VARIANTS, variant_config
 from lib.models.complexity import complexity
-from lib.train.denoise import DenoiseTrainConfig
+from lib.train.denoise import DenoiseTrainConfig, pixel_samples
 
 __all__ = [
     "DenoiseRun",
@@ -32,6 +34,7 @@ __all__ = [
     "run_table",
     "training_images",
     "run_cost",
+    "run_change",
     "TRAIN_SETS",
     "TEST_SETS_FOR",
     "VARIANT_CHANGES",
@@ -50,6 +53,7 @@ VARIANT_CHANGES: dict[str, str] = {
     "small_tiles": "+ tiles of 8x8 pixels instead of 16x16",
     "tiny_tiles": "side row: tiles of 4x4 pixels",
     "noise_level": "+ noise level as an input (non-blind)",
+    "grid_robust": "conv front-end, low-res stream with reflect padding and a per-cell norm (no grid-size dependence)",
 }
 
 
@@ -146,20 +150,33 @@ def run_cost(run: DenoiseRun, model_cfg: Any, height: int = 321, width: int = 48
     return complexity(run.model, model_cfg, [(1, run.channels, height, width)], sigma=torch.full((1,), 25.0))
 
 
+def run_change(run: DenoiseRun, model_cfg: Any) -> str:
+    """What a run is, in words: the ablation change of an ASAPNet variant, the shape of a CNN."""
+    if run.model == "dncnn":
+        return (f"DnCNN-style CNN (Zhang et al. 2017): {model_cfg.depth} conv layers of {model_cfg.channels} "
+                f"channels{', BN' if model_cfg.batch_norm else ''}, residual, blind")
+    return VARIANT_CHANGES[run.variant]
+
+
 def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) -> pd.DataFrame:
-    """One row per run: label, model, variant, change, data, params, GMACs at ``height x width``."""
+    """One row per run: label, model, variant, change, data, params, GMACs at ``height x width``,
+    and its planned training: steps, batch, patch sides and training pixel-samples."""
     rows = []
     for name in stage.runs:
-        run, model_cfg, _ = run_settings(stage, name)
+        run, model_cfg, train_cfg = run_settings(stage, name)
         c = run_cost(run, model_cfg, height, width)
         rows.append({
             "run": name,
             "label": run.label or name,
             "model": run.model,
             "variant": run.variant,
-            "change": VARIANT_CHANGES.get(run.variant or "", "DnCNN (Zhang et al. 2017), depth 20, blind"),
+            "change": run_change(run, model_cfg),
             "data": run.data,
             "params": c["params"],
             "gmacs": c["gmacs"],
+            "steps": train_cfg.total_steps,
+            "batch_size": train_cfg.batch_size,
+            "patch_sizes": list(train_cfg.sizes),
+            "pixel_samples": pixel_samples(train_cfg, train_cfg.total_steps),
         })
     return pd.DataFrame(rows)

@@ -18,6 +18,12 @@ What changes for denoising, each a config flag (an ablation row, see :data:`VARI
 * ``tile_size``: smaller tiles give more local MLPs (and a longer parameter map).
 * ``noise_level_input``: non-blind; a constant ``sigma / 255`` channel is appended to the input
   of both streams.
+* ``lr_padding`` / ``lr_norm``: the low-res stream's conv padding (zeros as in ASAPNet, or
+  reflect) and normalisation (instance norm as in ASAPNet, a per-cell norm over the channels,
+  or none). Instance norm averages over the whole grid of tiles and zero padding marks the
+  grid's border, so on the small grids of training patches every cell's prediction depends on
+  the grid size; reflect padding with a per-cell norm removes both dependences (the
+  grid-size-robust row).
 * ``final_activation``: ``"tanh"`` (translation) or ``"none"``.
 
 Output mapping: residual -> ``noisy - m``; not residual with tanh -> ``(m + 1) / 2`` (tanh's
@@ -51,6 +57,8 @@ from lib.models.pixelwise import positional_encoding as tile_positional_encoding
 __all__ = [
     "ASAPNetDenoiser",
     "ASAPNetDenoiseConfig",
+    "CellNorm",
+    "ChannelAffine",
     "VARIANTS",
     "variant_config",
     "complexity",
@@ -60,6 +68,9 @@ PATCH = 3  # side of the neighbourhood of the "patch3" context
 PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (docs/design.md#denoising-protocol)
 CONTEXTS = ("none", "patch3", "conv")
 FINAL_ACTIVATIONS = ("tanh", "none")
+LR_PADDINGS = ("zeros", "reflect")
+LR_NORMS = ("instance", "cell", "none")
+CELL_NORM_EPS = 1e-5  # as InstanceNorm2d's default eps
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,10 @@ class ASAPNetDenoiseConfig:
         noise_level_input: non-blind: a constant ``sigma / 255`` channel to both streams.
         final_activation: last MLP activation, "tanh" or "none".
         init_gain: xavier-normal gain of the low-res stream convs (official: init_variance).
+        lr_padding: padding of the low-res stream's 3x3 convs, "zeros" (official) or "reflect".
+        lr_norm: normalisation after each low-res conv: "instance" (official instanceaffine),
+            "cell" (:class:`CellNorm`: each cell over its channels, affine) or "none" (a
+            per-channel scale and shift only, :class:`ChannelAffine`).
     """
 
     in_channels: int = 1  # gray (DnCNN protocol); 3 for color
@@ -112,6 +127,8 @@ class ASAPNetDenoiseConfig:
     noise_level_input: bool = False  # blind (DnCNN-B protocol)
     final_activation: Literal["tanh", "none"] = "tanh"  # official: tanh on the MLP output
     init_gain: float = 0.02  # official: init_variance (xavier)
+    lr_padding: Literal["zeros", "reflect"] = "zeros"  # official: zero padding
+    lr_norm: Literal["instance", "cell", "none"] = "instance"  # official: norm_G instanceaffine
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "lr_width", "lr_max_width", "hr_width", "hr_depth",
@@ -131,6 +148,10 @@ class ASAPNetDenoiseConfig:
             )
         if self.context not in CONTEXTS:
             raise ValueError(f"context={self.context!r} must be one of {CONTEXTS}")
+        if self.lr_padding not in LR_PADDINGS:
+            raise ValueError(f"lr_padding={self.lr_padding!r} must be one of {LR_PADDINGS}")
+        if self.lr_norm not in LR_NORMS:
+            raise ValueError(f"lr_norm={self.lr_norm!r} must be one of {LR_NORMS}")
         if self.final_activation not in FINAL_ACTIVATIONS:
             raise ValueError(f"final_activation={self.final_activation!r} must be one of {FINAL_ACTIVATIONS}")
         if not (isinstance(self.init_gain, (int, float)) and self.init_gain > 0 and math.isfinite(self.init_gain)):
@@ -181,7 +202,9 @@ class ASAPNetDenoiseConfig:
 # delta), so a row can be built on its own; the main chain is
 #   plain -> residual -> context_patch -> small_tiles -> noise_level
 # and the side rows replace one change of the chain: context_conv (the conv front-end instead
-# of the 3x3 neighbourhood), tiny_tiles (k = 4 instead of 8).
+# of the 3x3 neighbourhood), tiny_tiles (k = 4 instead of 8); grid_robust changes context_conv's
+# low-res stream so that it does not depend on the size of the grid of tiles (and is meant to be
+# trained on several patch sides, train_denoiser's patch_sizes).
 _RESIDUAL = dict(residual=True, final_activation="none")
 VARIANTS: dict[str, dict] = {
     "plain": dict(),  # the pixel + PE, direct output, tanh mapped to [0, 1]
@@ -191,6 +214,7 @@ VARIANTS: dict[str, dict] = {
     "small_tiles": dict(_RESIDUAL, context="patch3", tile_size=8),  # + k = 8
     "tiny_tiles": dict(_RESIDUAL, context="patch3", tile_size=4),  # side row: k = 4
     "noise_level": dict(_RESIDUAL, context="patch3", tile_size=8, noise_level_input=True),  # + sigma input
+    "grid_robust": dict(_RESIDUAL, context="conv", lr_padding="reflect", lr_norm="cell"),  # context_conv, grid-free
 }
 
 
@@ -232,6 +256,7 @@ class ASAPNetDenoiser(nn.Module):
             learned_ds_factor=cfg.learned_factor,
             init_gain=cfg.init_gain,
         )
+        _configure_lowres(self.lowres, cfg.lr_padding, cfg.lr_norm)
         if cfg.context == "conv":
             layers: list[nn.Module] = []
             c = cfg.in_channels
@@ -293,10 +318,15 @@ class ASAPNetDenoiser(nn.Module):
         k = cfg.tile_size
         x = _pad_to_multiple(noisy, k)  # (B, C, H', W'), H' and W' multiples of k
         hp, wp = x.shape[-2:]
-        if hp * wp == k * k:
+        if cfg.lr_norm == "instance" and hp * wp == k * k:
             raise ValueError(
                 f"input size {(h, w)} gives a single {k}x{k} tile; the low-res stream's instance norm "
                 f"needs a grid of more than one tile (H * W > {k * k} after padding to multiples of {k})"
+            )
+        if cfg.lr_padding == "reflect" and min(hp, wp) < 2 * k:
+            raise ValueError(
+                f"input size {(h, w)} gives a grid of {hp // k}x{wp // k} tiles; reflect padding in the "
+                f"low-res stream needs at least 2 tiles per side (H and W > {k})"
             )
         level = self.noise_level_map(sigma, x)  # (B, 1, H', W') or None
         extra = [] if level is None else [level]
@@ -322,6 +352,58 @@ class ASAPNetDenoiser(nn.Module):
         if cfg.final_activation == "tanh":
             return (out + 1) / 2  # tanh's [-1, 1] onto [0, 1]
         return out
+
+
+class CellNorm(nn.Module):
+    """Normalises each cell (pixel of the low-res grid) over its channels, then a per-channel
+    scale and shift: nothing is averaged over the grid, so a cell's output does not depend on
+    the grid's size. (B, C, H, W) -> (B, C, H, W).
+
+    Args:
+        channels: C.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))  # same names and shapes as InstanceNorm2d(affine)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, CELL_NORM_EPS)  # (B, H, W, C)
+        return y.permute(0, 3, 1, 2)  # (B, C, H, W), channels-last in memory
+
+
+class ChannelAffine(nn.Module):
+    """A per-channel scale and shift, no normalisation (the low-res convs have no bias, so this
+    gives them one). (B, C, H, W) -> (B, C, H, W).
+
+    Args:
+        channels: C.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)  # (1, C, 1, 1) broadcast
+
+
+def _configure_lowres(stream: nn.Module, padding: str, norm: str) -> None:
+    """Sets the padding of every padded conv of a :class:`lib.models.asapnet.LowResStream` and
+    replaces its instance norms by ``norm`` ("instance": left as built; parameter names and
+    shapes are kept, so the state-dict layout is the same for every choice)."""
+    for module in stream.modules():
+        if isinstance(module, nn.Conv2d) and any(module.padding):
+            module.padding_mode = padding
+    if norm == "instance":
+        return
+    kind = CellNorm if norm == "cell" else ChannelAffine
+    for parent in list(stream.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.InstanceNorm2d):
+                setattr(parent, name, kind(child.num_features))
 
 
 def _pad_to_multiple(x: Tensor, m: int) -> Tensor:

@@ -34,6 +34,8 @@ __all__ = [
 KERNEL = 3  # sec. III-A: every conv is 3x3
 PADDING = 1  # sec. III-A: zero padding keeps the size (official: pad = 1)
 BN_EPS = 1e-4  # official MatConvNet vl_nnbnorm default epsilon
+INIT_GAIN = 0.2  # KAIR DnCNN training: orthogonal init, gain 0.2 (reset_parameters explains why not He)
+BN_SCALE_INIT = (0.1, 1.0)  # KAIR DnCNN training: BN scale ~ U(0.1, 1)
 
 # Official weight files, relative to the weights mirror (layout of the original releases).
 OFFICIAL_MODELS: dict[str, str] = {
@@ -86,9 +88,9 @@ class DnCNN(nn.Module):
     """DnCNN denoiser.
 
     ``body``: conv(in->C)+ReLU, (depth-2) x [conv(C->C) (+BN) + ReLU], conv(C->in); all 3x3,
-    padding 1. Convs followed by BN have no bias; every other conv has one. Weights are
-    initialised as in the paper (sec. IV-A: He et al. 2015, i.e. Kaiming normal, fan-in,
-    ReLU gain), biases zero, BN scale 1 and shift 0.
+    padding 1. Convs followed by BN have no bias; every other conv has one. Initialisation:
+    :meth:`reset_parameters` (small orthogonal convs, small BN scales: the residual branch
+    starts near zero, so training leaves the ``output = input`` plateau).
 
     Args:
         cfg: the configuration.
@@ -110,14 +112,24 @@ class DnCNN(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He (Kaiming normal, fan-in, ReLU) init on convs, zero biases; BN to identity."""
+        """Orthogonal conv weights of gain :data:`INIT_GAIN`, zero biases; BN scale drawn from
+        U(:data:`BN_SCALE_INIT`), BN shift zero, fresh running statistics.
+
+        Paper vs released code: the paper (sec. IV-A) names He et al.'s init, but the released
+        MatConvNet training code draws every conv with the small std sqrt(2 / (9 * 64)) and
+        small, clipped BN scales, and KAIR's PyTorch training uses orthogonal convs of gain 0.2
+        and BN scales U(0.1, 1), the choice here. With a fan-in He init and BN scale 1 the
+        residual branch outputs noise of order 1 and Adam sits at the ``output = input``
+        plateau (training MSE = E[sigma^2] / 255^2) for hundreds of steps. Loading released
+        weights replaces every tensor, so it does not depend on this.
+        """
         for m in self.body:
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")  # sec. IV-A
+                nn.init.orthogonal_(m.weight, gain=INIT_GAIN)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
+                nn.init.uniform_(m.weight, *BN_SCALE_INIT)
                 nn.init.zeros_(m.bias)
                 m.reset_running_stats()
 

@@ -11,6 +11,21 @@ from matplotlib.ticker import NullFormatter
 
 from lib.report import ReportConfig
 from lib.report.common import MISSING, hardware_text, is_finite, save_figure, to_float
+from lib.report.denoise_runs import (
+    ABLATION_PARENT,
+    BM3D,
+    OFFICIAL_LABELS,
+    OFFICIAL_TWIN,
+    SET_TITLES,
+    ablation_parents,
+    denoise_labels,
+    front_verdict,
+    pareto_front,
+    psnr_time_points,
+    reference_run,
+    run_names,
+    runs_on,
+)
 
 __all__ = [
     "ABLATION_PARENT",
@@ -22,6 +37,9 @@ __all__ = [
     "denoise_psnr_table",
     "denoise_ablation_table",
     "plot_psnr_vs_time",
+    "reference_run",
+    "pareto_front",
+    "front_verdict",
     "plot_denoise_losses",
     "denoise_findings",
     "denoise_budget_caption",
@@ -31,28 +49,8 @@ __all__ = [
 ]
 
 HEADLINE_SIGMA = ReportConfig.headline_sigma  # the default of every ``sigma`` argument below
-SET_TITLES = {"bsd68": "BSD68", "set12": "Set12", "cbsd68": "CBSD68"}
-# the official DnCNN rows as the evaluation stage names them ("official_<model key>") -> the name shown
-OFFICIAL_LABELS = {
-    "official_dncnn_s": "DnCNN-S (official weights)",
-    "official_dncnn_b_gray": "DnCNN-B (official weights)",
-    "official_cdncnn_b_color": "CDnCNN-B (official weights)",
-}
-# official blind models -> the model of ours with the same network (so the same inference time)
-OFFICIAL_TWIN = {"official_dncnn_b_gray": "dncnn", "official_cdncnn_b_color": "dncnn"}
-BM3D = "bm3d"  # model key of the BM3D / CBM3D rows
-# The ablation chain over lib.models.asapnet_denoise.VARIANTS: variant -> the variant it changes
-# (its parent). Main rows add one change to their parent; side rows replace a change of the
-# chain, so their parent is the row before that change.
-ABLATION_PARENT: dict[str, str | None] = {
-    "plain": None,
-    "residual": "plain",
-    "context_patch": "residual",
-    "context_conv": "residual",  # side row: a conv front-end instead of the 3x3 neighbourhood
-    "small_tiles": "context_patch",
-    "tiny_tiles": "context_patch",  # side row: 4x4 tiles instead of 8x8
-    "noise_level": "small_tiles",
-}
+GRID_ROBUST_DB = 0.3  # a run is grid-size robust when its full-image gain is within this of its training-size gain
+GRID_LOST_DB = 3.0  # a run "only works at its training grid" when it loses more than this on full images
 
 
 # ----------------------------------------------------------------------------- official DnCNN weights
@@ -96,48 +94,6 @@ def plot_dncnn_per_image(per_image: pd.DataFrame, out: str | Path | None = None)
     if out is not None:
         save_figure(grid.figure, out)
     return grid.figure
-
-
-# ----------------------------------------------------------------------------- runs and their ablation chain
-
-def run_names(eval_json: Mapping[str, Any]) -> list[str]:
-    """The trained denoisers, in the order of the runs table of ``denoise_eval.json``."""
-    return [r["run"] for r in eval_json.get("runs", [])]
-
-
-def _runs_on(eval_json: Mapping[str, Any], set_name: str) -> list[Mapping[str, Any]]:
-    """The runs table's rows of the runs evaluated on ``set_name`` (runs order)."""
-    evaluated = {r["model"] for r in eval_json.get("summary", []) if r["set"] == set_name}
-    return [r for r in eval_json.get("runs", []) if r["run"] in evaluated]
-
-
-def _twin_run(runs: Sequence[Mapping[str, Any]], official: str) -> str | None:
-    """Our run with the network of the official model ``official`` (None if none)."""
-    arch = OFFICIAL_TWIN.get(official)
-    return next((r["run"] for r in runs if arch is not None and r.get("model") == arch), None)
-
-
-def ablation_parents(eval_json: Mapping[str, Any]) -> dict[str, str | None]:
-    """Run -> the run its ablation row changes (:data:`ABLATION_PARENT`), or None.
-
-    The parent is the run of the parent variant with the same model and training data; runs
-    outside the chain (DnCNN) and runs whose parent variant was not trained have none.
-    """
-    runs = eval_json.get("runs", [])
-    by_variant = {(r.get("model"), r.get("data"), r.get("variant")): r["run"] for r in runs}
-    parents: dict[str, str | None] = {}
-    for r in runs:
-        parent = ABLATION_PARENT.get(r.get("variant"))  # None: the chain's root or not in the chain
-        parents[r["run"]] = None if parent is None else by_variant.get((r.get("model"), r.get("data"), parent))
-    return parents
-
-
-def denoise_labels(eval_json: Mapping[str, Any]) -> dict[str, str]:
-    """Row model key -> the name the report shows (runs' labels, official and BM3D rows)."""
-    labels = {r["run"]: r["label"] for r in eval_json.get("runs", [])}
-    labels.update(OFFICIAL_LABELS)
-    labels[BM3D] = "BM3D / CBM3D"
-    return labels
 
 
 # ----------------------------------------------------------------------------- tables
@@ -189,20 +145,24 @@ def denoise_ablation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame,
     """The ablation: one row per run evaluated on ``set_name`` (runs order) with its change, cost and PSNR.
 
     Columns: change, parent (the run this row changes, :func:`ablation_parents`), params, GMAC
-    (481x321), time at each timed size (ms, median), training steps and minutes, PSNR on
+    (481x321), time at each timed size (ms, median), training steps, pixel-samples (millions)
+    and minutes (the training summaries in ``train``, else the planned values of the runs
+    table), PSNR on
     ``set_name`` per sigma and ``Δ σ=<sigma>`` (gain over the parent at ``sigma``, dB; NaN
     without a parent).
     """
     summary = pd.DataFrame(eval_json["summary"])
     parents = ablation_parents(eval_json)
     rows = []
-    for r in _runs_on(eval_json, set_name):
+    for r in runs_on(eval_json, set_name):
         row = {"run": r["run"], "change": r["change"], "parent": parents.get(r["run"]) or MISSING,
                "params (M)": r["params"] / 1e6, "GMAC 481x321": r["gmacs"]}
         for (h, w), g in timing[timing["model"] == r["run"]].groupby(["height", "width"], sort=False):
             row[f"ms {w}x{h}"] = float(g["median_ms"].iloc[0])
         t = train.get(r["run"], {})
-        row["steps"] = t.get("steps")
+        row["steps"] = t.get("steps", r.get("steps"))
+        pixels = t.get("pixel_samples", r.get("pixel_samples"))
+        row["pixel-samples (M)"] = None if pixels is None else pixels / 1e6
         row["train min"] = None if t.get("train_seconds") is None else t["train_seconds"] / 60
         s = summary[(summary["model"] == r["run"]) & (summary["set"] == set_name)]
         for sig, v in zip(s["sigma"], s["psnr"]):
@@ -226,11 +186,24 @@ def denoise_grid_table(eval_json: Mapping[str, Any], train: Mapping[str, Mapping
     table = grid.pivot_table(index="model", columns="crop", values="gain_db", sort=False)
     table.columns = [("full image" if c == 0 else f"{c}x{c} crop") for c in table.columns]
     info = pd.DataFrame({
-        m: {"train patch": train.get(m, {}).get("patch_size"),
+        m: {"train patch": _sides_text(_train_sides(train.get(m, {}))),
             "tile": train.get(m, {}).get("model_config", {}).get("tile_size")}
         for m in table.index
     }).T
     return pd.concat([info, table.round(2)], axis=1)
+
+
+def _train_sides(summary: Mapping[str, Any]) -> list[int]:
+    """The training patch sides of a run's summary (``patch_sizes``, else ``patch_size``)."""
+    sides = summary.get("patch_sizes") or ([summary["patch_size"]] if summary.get("patch_size") else [])
+    return [int(p) for p in sides]
+
+
+def _sides_text(sides: Sequence[int]) -> int | str | None:
+    """One side as itself, several as ``"64/96/128"``, none as None."""
+    if not sides:
+        return None
+    return sides[0] if len(sides) == 1 else "/".join(str(p) for p in sides)
 
 
 def grid_sigma(eval_json: Mapping[str, Any], default: float = HEADLINE_SIGMA) -> float:
@@ -250,42 +223,32 @@ def crops_caption(sigmas: Sequence[float]) -> str:
 
 def plot_psnr_vs_time(eval_json: Mapping[str, Any], timing: pd.DataFrame, per_image: pd.DataFrame,
                       set_name: str = "bsd68", size: tuple[int, int] = (321, 481), out: str | Path | None = None) -> tuple[plt.Figure, pd.DataFrame]:
-    """PSNR on ``set_name`` vs inference time per image at ``size`` (log x), one panel per sigma.
+    """PSNR on ``set_name`` vs inference time per image at ``size`` (log x), one panel per sigma,
+    with the Pareto front of our DnCNN-style CNNs drawn as a line through their non-dominated
+    points (:func:`pareto_front`): a model below the line is beaten by a plain CNN.
 
     Our models: generator-only median time (``denoise_timing.csv``). An official blind DnCNN
-    has our DnCNN's network (:data:`OFFICIAL_TWIN`), so it gets our DnCNN's time. BM3D: its
-    mean wall time per image from the evaluation (481x321 images, CPU), its PSNR on its own
-    subset (marked).
+    has our DnCNN-20's network (:data:`OFFICIAL_TWIN`), so it gets its time. BM3D: its mean
+    wall time per image from the evaluation (481x321 images, CPU), its PSNR on its own subset
+    (marked).
 
     Returns:
-        ``(figure, the plotted points)`` with columns ``model, label, sigma, ms, psnr, n_images``.
+        ``(figure, the plotted points)`` with columns ``model, label, sigma, ms, psnr,
+        n_images, cnn``.
     """
-    summary = pd.DataFrame(eval_json["summary"])
-    labels = denoise_labels(eval_json)
-    runs = _runs_on(eval_json, set_name)
+    data = psnr_time_points(eval_json, timing, per_image, set_name, size)
     h, w = size
-    t = timing[(timing["height"] == h) & (timing["width"] == w)].set_index("model")["median_ms"]
-    points = []
-    for _, r in summary[summary["set"] == set_name].iterrows():
-        model = r["model"]
-        ms = t.get(_twin_run(runs, model) if model in OFFICIAL_TWIN else model)
-        if ms is None or pd.isna(ms):
-            continue
-        points.append({"model": model, "label": labels.get(model, model), "sigma": r["sigma"], "ms": float(ms),
-                       "psnr": r["psnr"], "n_images": r["n_images"]})
-    bm3d = per_image[(per_image["model"] == BM3D) & (per_image["set"] == set_name)]
-    for sigma, g in bm3d.groupby("sigma"):
-        points.append({"model": BM3D, "label": f"BM3D ({g['name'].nunique()} images)", "sigma": sigma,
-                       "ms": 1e3 * g["seconds"].mean(), "psnr": g["psnr"].mean(), "n_images": g["name"].nunique()})
-    data = pd.DataFrame(points)
     sigmas = sorted(data["sigma"].unique()) if len(data) else []
     fig, axes = plt.subplots(1, max(1, len(sigmas)), figsize=(4.6 * max(1, len(sigmas)), 3.8), squeeze=False)
     palette = dict(zip(data["label"].unique() if len(data) else [], sns.color_palette("tab10", 10) * 3))
     for ax, sigma in zip(axes[0], sigmas):
         d = data[data["sigma"] == sigma]
+        front = pareto_front(d[d["cnn"]])
+        if len(front) > 1:
+            ax.plot(front["ms"], front["psnr"], color="0.55", lw=1.2, ls="--", zorder=1, label="plain-CNN Pareto front")
         for _, p in d.iterrows():
-            marker = "s" if p["model"] in OFFICIAL_LABELS else ("^" if p["model"] == BM3D else "o")
-            ax.scatter(p["ms"], p["psnr"], color=palette[p["label"]], marker=marker, s=45, label=p["label"])
+            marker = "s" if p["model"] in OFFICIAL_LABELS else ("^" if p["model"] == BM3D else ("D" if p["cnn"] else "o"))
+            ax.scatter(p["ms"], p["psnr"], color=palette[p["label"]], marker=marker, s=45, label=p["label"], zorder=2)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
         ax.set_title(f"{SET_TITLES.get(set_name, set_name)}, σ={sigma:g}")
@@ -317,24 +280,91 @@ def plot_denoise_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | No
 
 # ----------------------------------------------------------------------------- text
 
+def _grid_findings(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]], sigma: float) -> list[str]:
+    """Sentences on the grid-size check: runs that only work at their training grid, runs that
+    are grid-size robust (full-image gain within :data:`GRID_ROBUST_DB` of the gain at their
+    largest training side among the checked crops)."""
+    grid = pd.DataFrame(eval_json.get("grid_check", []))
+    if grid.empty:
+        return []
+    lost, robust = [], []
+    for model, g in grid.groupby("model", sort=False):
+        sides = [p for p in _train_sides(train.get(model, {})) if p in set(g["crop"])]
+        full = g[g["crop"] == 0]["gain_db"]
+        if not sides or full.empty:
+            continue
+        side = max(sides)
+        at_train, at_full = float(g[g["crop"] == side]["gain_db"].iloc[0]), float(full.iloc[0])
+        where = (f"{at_train:+.1f} dB on {side}-px crops, {'its largest training side' if len(_train_sides(train[model])) > 1 else 'its training patch size'}, "
+                 f"{at_full:+.1f} dB on full images")
+        if at_train - at_full > GRID_LOST_DB:
+            lost.append(f"{model} ({where})")
+        elif abs(at_train - at_full) <= GRID_ROBUST_DB:
+            robust.append(f"{model} ({where})")
+    check = f"(grid-size check, σ={grid_sigma(eval_json, sigma):g})"
+    out = []
+    if lost:
+        out.append("Some variants only work at the tile-grid size they were trained on: " + "; ".join(lost)
+                   + f" {check}. Their low-res stream learned the statistics of a small grid of tiles.")
+    if robust:
+        out.append(f"Grid-size robust (full-image gain within {GRID_ROBUST_DB:g} dB of the training-size gain): "
+                   + "; ".join(robust) + f" {check}.")
+    return out
+
+
+def _front_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str, size: tuple[int, int],
+                    sigma: float) -> list[str]:
+    """Sentences placing every ASAPNet run against the Pareto front of our plain CNNs at ``sigma``."""
+    points = psnr_time_points(eval_json, timing, None, set_name, size)
+    points = points[points["sigma"] == float(sigma)]
+    front = pareto_front(points[points["cnn"]])
+    asap = {r["run"] for r in runs_on(eval_json, set_name) if r.get("model") == "asapnet_denoise"}
+    rows = points[points["model"].isin(asap)]
+    if len(front) < 1 or rows.empty:
+        return []
+    dominated, other = [], []
+    for _, p in rows.sort_values("psnr", ascending=False).iterrows():
+        v = front_verdict(front, p["ms"], p["psnr"])
+        if v["dominated_by"] is not None:
+            d = v["dominated_by"]
+            dominated.append(f"{p['model']} ({p['psnr']:.2f} dB, {p['ms']:.0f} ms) by {d['label']} "
+                             f"({d['psnr']:.2f} dB, {d['ms']:.0f} ms)")
+        elif v["margin_db"] is not None:
+            other.append(f"{p['model']} is {v['margin_db']:+.2f} dB from the plain-CNN front at its speed")
+        else:
+            other.append(f"{p['model']} ({p['ms']:.0f} ms) lies outside the time range of the plain CNNs")
+    out = []
+    if dominated and not other:
+        out.append(f"**ASAPNet is dominated** at σ={sigma:g}: for every variant a plain CNN of our own, trained on the same "
+                   "budget, is at least as fast and at least as good: " + "; ".join(dominated) + ".")
+    elif dominated:
+        out.append(f"Dominated by a plain CNN (at least as fast and as good) at σ={sigma:g}: " + "; ".join(dominated) + ".")
+    if other:
+        out.append(f"Against the plain-CNN Pareto front at σ={sigma:g}: " + "; ".join(other) + ".")
+    return out
+
+
 def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str = "bsd68",
                      size: tuple[int, int] = (321, 481), train: Mapping[str, Mapping[str, Any]] | None = None,
                      sigma: float = HEADLINE_SIGMA) -> str:
     """The study's answer in a few sentences, every number read from the metrics files.
 
-    States the plain transfer's PSNR (and the residual variant's) against the noisy input at
-    ``sigma``, the best ASAPNet variant (``meta.best_variant``), its distance to our DnCNN and
-    to the official blind DnCNN at each sigma, the time ratio, and the runs that only work at
-    their training grid size (``grid_check``). Runs are found in the runs table by variant
-    (:data:`ABLATION_PARENT`) and model, not by name.
+    States the plain transfer's PSNR (and the residual variant's, when trained) against the
+    noisy input at ``sigma``, the best ASAPNet variant (``meta.best_variant``), its distance to
+    our reference CNN (``meta.reference_cnn``, else :func:`reference_run`) and to the official
+    blind DnCNN at each sigma with the paired bootstrap interval (``paired_difference``), the
+    time ratio, where every ASAPNet run lies against the Pareto front of our plain CNNs (saying
+    plainly when ASAPNet is dominated), and the grid-size check (``grid_check``). Runs are found
+    in the runs table by variant (:data:`ABLATION_PARENT`) and model, not by name.
     """
     summary = pd.DataFrame(eval_json["summary"])
     s = summary[summary["set"] == set_name]
-    best = eval_json["meta"].get("best_variant")
-    runs = _runs_on(eval_json, set_name)
+    meta = eval_json["meta"]
+    best = meta.get("best_variant")
+    runs = runs_on(eval_json, set_name)
     variant_run = {r.get("variant"): r["run"] for r in runs if r.get("variant") in ABLATION_PARENT}
     official = next((m for m in OFFICIAL_TWIN if m in set(s["model"])), None)  # the official blind DnCNN
-    ours = next((r["run"] for r in runs if r.get("model") in OFFICIAL_TWIN.values()), None)  # our DnCNN
+    ours = meta.get("reference_cnn") if meta.get("reference_cnn") in {r["run"] for r in runs} else reference_run(runs)
 
     def psnr(model: str | None, sig: float) -> float | None:
         v = s[(s["model"] == model) & (s["sigma"] == sig)]["psnr"]
@@ -348,19 +378,18 @@ def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_nam
     n = int(s["n_images"].max()) if len(s) else 0
     h, w = size
     t = timing[(timing["height"] == h) & (timing["width"] == w)].set_index("model")["median_ms"]
-    parts = [f"On the first {n} {SET_TITLES.get(set_name, set_name)} images:"]
+    parts = [f"On {n} {SET_TITLES.get(set_name, set_name)} images:"]
     plain, residual = psnr(variant_run.get("plain"), sigma), psnr(variant_run.get("residual"), sigma)
     noise_in = noisy(sigma)
-    if plain is not None and residual is not None and noise_in is not None:
+    if plain is not None and noise_in is not None:
         verdict = (
             "a per-pixel network that sees one noisy pixel does not average the noise away"
-            if max(plain, residual) < noise_in + 1.0
+            if max(plain, residual if residual is not None else plain) < noise_in + 1.0
             else "more than 1 dB above the noisy input even without context"
         )
-        parts.append(
-            f"the plain transfer of ASAPNet reaches {plain:.2f} dB at σ={sigma:g} against {noise_in:.2f} dB for the "
-            f"noisy input itself, and with a residual output (predicting the noise) {residual:.2f} dB: {verdict}."
-        )
+        with_res = "" if residual is None else f", and with a residual output (predicting the noise) {residual:.2f} dB"
+        parts.append(f"the plain transfer of ASAPNet reaches {plain:.2f} dB at σ={sigma:g} against {noise_in:.2f} dB "
+                     f"for the noisy input itself{with_res}: {verdict}.")
     if best:
         gaps = []
         for sig in sigmas:
@@ -373,26 +402,22 @@ def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_nam
                 txt += f", {b - off:+.2f} vs the official DnCNN-B)" if off is not None else ")"
             gaps.append(txt)
         parts.append(f"The best ASAPNet variant is **{best}** — " + "; ".join(gaps) + ".")
+        paired = [r for r in eval_json.get("paired_difference", [])
+                  if r["set"] == set_name and float(r["sigma"]) == float(sigma) and r["model_a"] == best]
+        if paired:
+            r = paired[0]
+            parts.append(
+                f"Image by image at σ={sigma:g}, {best} minus {r['model_b']}: {r['mean_diff']:+.2f} dB "
+                f"({100 * r['level']:.0f}% paired bootstrap interval [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] over "
+                f"{r['n_images']} images; {best} is better on {r['wins_a']} of them)."
+            )
         if best in t and ours in t:
             parts.append(
                 f"It runs a {w}x{h} image in {t[best]:.0f} ms against {t[ours]:.0f} ms for DnCNN "
                 f"({t[ours] / t[best]:.1f}x faster, same CPU, batch 1, fp32)."
             )
-    grid = pd.DataFrame(eval_json.get("grid_check", []))
-    if train and not grid.empty:
-        lost = []
-        for model, g in grid.groupby("model", sort=False):
-            patch = train.get(model, {}).get("patch_size")
-            at_patch, full = g[g["crop"] == patch]["gain_db"], g[g["crop"] == 0]["gain_db"]
-            if not at_patch.empty and not full.empty and float(at_patch.iloc[0]) - float(full.iloc[0]) > 3.0:
-                lost.append(f"{model} ({float(at_patch.iloc[0]):+.1f} dB on {patch}-px crops, its training patch size, "
-                            f"{float(full.iloc[0]):+.1f} dB on full images)")
-        if lost:
-            parts.append(
-                "Some variants only work at the tile-grid size they were trained on: " + "; ".join(lost)
-                + f" (grid-size check, σ={grid_sigma(eval_json, sigma):g}). Their low-res stream learned the "
-                "statistics of a small grid of tiles."
-            )
+    parts += _front_findings(eval_json, timing, set_name, size, sigma)
+    parts += _grid_findings(eval_json, train or {}, sigma)
     return " ".join(p for p in parts if p)
 
 
@@ -401,14 +426,18 @@ def denoise_budget_caption(eval_json: Mapping[str, Any], train: Mapping[str, Map
     meta = eval_json["meta"]
     runs = []
     for name, t in train.items():
-        runs.append(f"{name} {t.get('steps')} steps x {t.get('batch_size')} patches of {t.get('patch_size')} px "
-                    f"({(t.get('train_seconds') or 0) / 60:.1f} min)")
+        sides = _sides_text(_train_sides(t))
+        pixels = t.get("pixel_samples")
+        runs.append(f"{name} {t.get('steps')} steps x {t.get('batch_size')} patches of {sides} px"
+                    + (f" = {pixels / 1e6:.0f} M pixel-samples" if pixels is not None else "")
+                    + f" ({(t.get('train_seconds') or 0) / 60:.1f} min{', ' + t['precision'] if t.get('precision') else ''})")
     hw = meta.get("hardware", {})
     images = ", ".join(f"{SET_TITLES.get(s, s)} {len(n)}" for s, n in meta.get("images", {}).items())
     return (
         f"Scale: {meta.get('scale')}. Training (blind, sigma in {next(iter(train.values())).get('sigma_range') if train else '?'}, "
-        f"Train400 gray / CBSD432 color): " + "; ".join(runs) + ". For comparison, DnCNN's own recipe is 50 epochs of "
-        "1,600 batches of 128 patches, so our DnCNN rows show how far that budget is from the official weights. "
-        f"Test images: {images} (the first ones of each set); BM3D on {sum(len(v) for v in meta.get('bm3d_images', {}).values())} of them. "
+        f"Train400 gray / CBSD432 color; every run the same number of training pixel-samples): " + "; ".join(runs)
+        + ". For comparison, DnCNN's own recipe is 50 epochs of 1,600 batches of 128 patches of 40 px (16.4 G "
+        "pixel-samples), so our DnCNN rows show how far that budget is from the official weights. "
+        f"Test images: {images}; BM3D on {sum(len(v) for v in meta.get('bm3d_images', {}).values())} of them. "
         f"Hardware: {hardware_text(hw)}, torch {hw.get('torch_version', '?')}, commit {meta.get('git_revision', '?')}."
     )
