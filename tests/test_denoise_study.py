@@ -234,6 +234,10 @@ def test_crops_are_centred_uint8(tmp_path):
     assert out["m"].dtype == np.uint8 and (out["m"] == 255).all()
     fig = figures.crops_figure({25.0: out}, {25.0: {"m": 12.5}}, "t", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 0 and len(fig.axes) == 3
+    label = [t for t in fig.axes[2].texts if t.get_text() == "12.50 dB"]  # the PSNR sits inside its panel
+    fig.canvas.draw()
+    box, panel = label[0].get_window_extent(), fig.axes[2].get_window_extent()
+    assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
     assert denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding
 
 

@@ -88,7 +88,7 @@ def crops_figure(panels: Mapping[float, Mapping[str, np.ndarray]], psnrs: Mappin
 
     Args:
         panels: sigma -> label -> uint8 crop (:func:`crops`).
-        psnrs: sigma -> label -> full-image PSNR shown under the crop (missing: none shown).
+        psnrs: sigma -> label -> full-image PSNR, printed in the crop's lower left corner (missing: none shown).
         title: figure title (image name, crop position).
         out: write the figure there (PNG, atomically) when given.
 
@@ -110,7 +110,9 @@ def crops_figure(panels: Mapping[float, Mapping[str, np.ndarray]], psnrs: Mappin
             ax.set_xticks([])
             ax.set_yticks([])
             value = psnrs.get(sigma, {}).get(label)
-            ax.set_xlabel(f"{value:.2f} dB" if value is not None else "", fontsize=8)
+            if value is not None:  # inside the panel, so no row of crops can cover it
+                ax.text(0.03, 0.03, f"{value:.2f} dB", transform=ax.transAxes, fontsize=8, color="white",
+                        va="bottom", ha="left", bbox={"facecolor": "black", "alpha": 0.65, "pad": 2, "linewidth": 0})
             if i == 0:
                 ax.set_title(label, fontsize=9)
             if j == 0:
