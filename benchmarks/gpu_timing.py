@@ -43,18 +43,14 @@ if str(ROOT) not in sys.path:
 
 from lib.device import resolve_device, sync  # noqa: E402
 from lib.io import write_json, write_text  # noqa: E402
-from lib.metrics.timing import time_forward  # noqa: E402
+from lib.metrics.timing import PAPER_FIG1_MS as FIG1_BY_MODEL, time_forward  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
 from lib.translation.workload import build_timing_model, example_inputs, example_label_ids  # noqa: E402
 
 MODELS = ("asapnet", "pix2pixhd", "spade")
 PRECISIONS = ("fp32", "tf32", "bf16")
-# Paper Fig. 1 (GPU, digitised): milliseconds at square sizes.
-PAPER_FIG1_MS = {
-    ("asapnet", 256): 9, ("asapnet", 512): 14, ("asapnet", 1024): 35, ("asapnet", 2048): 130,
-    ("pix2pixhd", 256): 20, ("pix2pixhd", 512): 61, ("pix2pixhd", 1024): 166, ("pix2pixhd", 2048): 682,
-    ("spade", 512): 94, ("spade", 1024): 359,
-}
+# the paper's Fig. 1 values keyed by (model, square side), as the rows look them up
+PAPER_FIG1_MS = {(m, side): ms for m, sides in FIG1_BY_MODEL.items() for side, ms in sides.items()}
 CSV_COLUMNS = ("size", "height", "width", "precision", "model", "variant", "median_ms", "p90_ms", "min_ms", "runs",
                "first_forward_ms", "paper_fig1_ms", "vs_paper", "time_vs_asapnet", "params", "note")
 

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 from lib.device import sync as _sync  # noqa: E402
 from lib.io import write_csv, write_json, write_text  # noqa: E402
-from lib.metrics.timing import peak_memory, time_forward  # noqa: E402
+from lib.metrics.timing import PAPER_FIG1_MS as FIG1_BY_MODEL, peak_memory, time_forward  # noqa: E402
 from lib.models.complexity import count_macs  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
 from lib.translation.workload import (  # noqa: E402
@@ -50,12 +50,8 @@ from lib.translation.workload import (  # noqa: E402
 )
 from lib.translation.workload import meta_macs as _macs_on_meta  # noqa: E402
 
-# Paper Fig. 1 (GPU, digitised; docs/design.md#timing-protocol): milliseconds at square sizes.
-PAPER_FIG1_MS = {
-    ("asapnet", 256): 9, ("asapnet", 512): 14, ("asapnet", 1024): 35, ("asapnet", 2048): 130,
-    ("pix2pixhd", 256): 20, ("pix2pixhd", 512): 61, ("pix2pixhd", 1024): 166, ("pix2pixhd", 2048): 682,
-    ("spade", 512): 94, ("spade", 1024): 359,
-}
+# the paper's Fig. 1 values keyed by (model, square side), as the rows look them up
+PAPER_FIG1_MS = {(m, side): ms for m, sides in FIG1_BY_MODEL.items() for side, ms in sides.items()}
 # Official implementations on the 2-core CPU (issue 6, fp32, batch 1, 2 threads): seconds.
 OFFICIAL_CPU_S = {
     ("asapnet", 256, 512): 0.91, ("asapnet", 1024, 2048): 5.17,

@@ -6,9 +6,11 @@ AVX2-only CPUs; see docs/design.md#timing-protocol).
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["resolve_device", "sync", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "cpu_bf16_flags"]
+__all__ = ["resolve_device", "sync", "all_cores", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "cpu_bf16_flags"]
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -41,6 +43,14 @@ def sync(device: str | torch.device) -> None:
         backend = getattr(torch, dev.type, None)
         if backend is not None and hasattr(backend, "synchronize"):
             backend.synchronize()
+
+
+def all_cores() -> int:
+    """CPUs this process may run on (the ``threads: 0`` setting)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:

@@ -5,7 +5,6 @@ can tell from a metrics file at which scale, on which machine and from which com
 """
 from __future__ import annotations
 
-import os
 import platform
 import warnings
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 
 from lib.config import to_dict
-from lib.device import bf16_autocast_recommended, cpu_flags, resolve_device
+from lib.device import all_cores, bf16_autocast_recommended, cpu_flags, resolve_device
 from lib.paths import git_revision
 
 __all__ = ["environment_info", "provenance"]
@@ -45,10 +44,7 @@ def environment_info(device: str | torch.device = "cpu") -> dict:
     """
     dev = device if isinstance(device, torch.device) else torch.device(str(device))
     cpu_model = _cpu_model()
-    try:
-        cpu_count = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpu_count = os.cpu_count()
+    cpu_count = all_cores()
     cuda_available = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" and cuda_available else cpu_model
     try:

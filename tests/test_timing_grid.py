@@ -13,7 +13,8 @@ import torch
 
 from conftest import TINY_GENERATORS as TINY
 from lib.config import ConfigError, from_dict
-from lib.metrics.timing import all_cores, runs_for
+from lib.device import all_cores
+from lib.metrics.timing import runs_for
 from lib.train.gan import TranslationTrainStage
 from lib.translation import timing
 from lib.translation.timing import (

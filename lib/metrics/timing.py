@@ -22,7 +22,14 @@ import torch
 from lib.device import resolve_device, sync
 from lib.models.complexity import count_params
 
-__all__ = ["time_forward", "peak_memory", "time_model", "runs_for", "all_cores", "TIMING_PROTOCOL"]
+__all__ = ["time_forward", "peak_memory", "time_model", "runs_for", "TIMING_PROTOCOL", "PAPER_FIG1_MS"]
+
+# Paper Fig. 1 (GPU, digitised; docs/design.md#timing-protocol): generator time in ms at square sizes (side in px).
+PAPER_FIG1_MS = {
+    "asapnet": {256: 9, 512: 14, 1024: 35, 2048: 130},
+    "pix2pixhd": {256: 20, 512: 61, 1024: 166, 2048: 682},
+    "spade": {512: 94, 1024: 359},
+}
 
 
 TIMING_PROTOCOL = (
@@ -248,11 +255,3 @@ def runs_for(first_ms: float, cell_budget_s: float, min_runs: int, max_runs: int
     if first_ms <= 0:
         return max_runs
     return int(min(max(math.ceil(cell_budget_s * 1e3 / first_ms), min_runs), max_runs))
-
-
-def all_cores() -> int:
-    """CPUs this process may run on (the ``threads: 0`` setting)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

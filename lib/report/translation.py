@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from lib.metrics.timing import PAPER_FIG1_MS
 from lib.report.common import MISSING, is_finite, save_figure, scale_caption, to_float
 from lib.translation.timing import speedups
 
@@ -25,16 +26,9 @@ __all__ = [
     "speedup_table",
     "timing_caption",
     "segmenter_caption",
-    "PAPER_FIG1_MS",
     "official_table",
 ]
 
-# Paper Fig. 1 (GPU, digitised; docs/design.md#timing-protocol): generator time in ms at square sizes (side in px).
-PAPER_FIG1_MS = {
-    "asapnet": {256: 9, 512: 14, 1024: 35, 2048: 130},
-    "pix2pixhd": {256: 20, 512: 61, 1024: 166, 2048: 682},
-    "spade": {512: 94, 1024: 359},
-}
 PAPER_SIZE = (256, 512)  # sec. 4: Cityscapes 256x512, the size of the paper's configs
 MODEL_ORDER = ("asapnet", "pix2pixhd", "spade")
 MODEL_LABELS = {"asapnet": "ASAPNet", "pix2pixhd": "pix2pixHD", "spade": "SPADE", "real": "real photos"}

@@ -78,7 +78,7 @@ __all__ = [
     "batch_indices",
     "StepSampler",
     "EpochItems",
-    "check_resume_keys",
+    "resume_mismatch",
     "CHECKPOINT_NAME",
     "LOSSES_NAME",
 ]
@@ -174,20 +174,6 @@ class EpochItems(Dataset):
 # ----------------------------------------------------------------------------- resume
 
 
-
-
-def check_resume_keys(path: Path, stored: Mapping[str, Any], cfg: Any, keys: Iterable[str]) -> None:
-    """Refuses to resume when a trajectory setting of ``keys`` differs between the checkpoint's
-    ``params`` and ``cfg``.
-
-    Raises:
-        ValueError: names the file and each differing key with both values.
-    """
-    reason = resume_mismatch(stored, cfg, keys)
-    if reason:
-        raise ValueError(f"{path}: cannot resume, {reason}; use another out_dir or resume=False")
-
-
 def resume_mismatch(stored: Mapping[str, Any], cfg: Any, keys: Iterable[str]) -> str | None:
     """Why a checkpoint with stage params ``stored`` cannot continue a run configured as ``cfg``
     (the trajectory settings ``keys`` differ), or None when it can."""
@@ -266,7 +252,8 @@ class Trainer:
         build: ``build(device) -> Parts``, called after seeding with ``cfg.seed``.
         loss_terms: the loss columns of the CSV (keys of ``Parts.step``'s result).
         lr_columns: ``{csv column: optimizer key}``: the learning rate of each logged step.
-        resume_keys: ``cfg`` fields a resumed checkpoint must share (:func:`check_resume_keys`).
+        resume_keys: ``cfg`` fields a resumed checkpoint must share (:func:`resume_mismatch`); a run
+            whose checkpoint differs in them starts afresh.
         shuffle: a permutation per epoch (else the items in order).
         stale: glob patterns under ``out_dir`` deleted on a fresh start (e.g. old samples).
     """
@@ -384,10 +371,7 @@ def _run(trainer: Trainer, out_dir: Path, resume: bool, params: dict, progress: 
         info = load_training_checkpoint(ckpt_path, parts.models, parts.optimizers, parts.schedulers,
                                         scalers=parts.scalers, model_name=parts.model_name,
                                         model_cfg=parts.model_cfg, rank=rank)
-        check_resume_keys(ckpt_path, info["params"], cfg, trainer.resume_keys)
-        extra = info["extra"]
-        if int(extra.get("num_items", n)) != n:
-            raise ValueError(f"{ckpt_path}: trained on {extra['num_items']} items, the training set has {n}")
+        extra = info["extra"]  # settings, model and data were checked by _checkpoint_mismatch
         has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for net in parts.models.values() for m in net.modules())
         if has_bn and int(extra.get("world_size", world)) != world:
             warnings.warn(f"{ckpt_path}: saved with {extra.get('world_size')} ranks, resumed with {world}: "

@@ -24,9 +24,9 @@ import torch
 from lib.config import ConfigError, from_dict, to_dict
 from lib.data import generator_geometry, image_size
 from lib.data.images import write_image
-from lib.device import resolve_device
+from lib.device import all_cores, resolve_device
 from lib.io import write_csv, write_json
-from lib.metrics.timing import TIMING_PROTOCOL, all_cores, peak_memory, runs_for, time_forward
+from lib.metrics.timing import TIMING_PROTOCOL, peak_memory, runs_for, time_forward
 from lib.models import build, config_class, make_config
 from lib.models.complexity import count_macs, params_on_meta
 from lib.train.gan import TranslationTrainStage, gan_config
