@@ -103,7 +103,7 @@ def test_asapnet_recipe_trains_writes_outputs_and_round_trips(tmp_path):
     assert [r["lr_d"] for r in rows] == [4e-4] * 4 + [2e-4] * 2
     assert all(r["g_vgg"] == 0.0 and r["d_real"] >= 0 and r["d_fake"] >= 0 for r in rows)
     final = summary["final_losses"]  # mean of the last 10% (here: the last row)
-    assert final == {k: rows[-1][k] for k in ("d_real", "d_fake", "g_gan", "g_feat", "g_vgg")}
+    assert final == {k: rows[-1][k] for k in ("d_real", "d_fake", "g_gan", "g_feat", "g_vgg", "g_l1")}
 
     samples = sorted(p.name for p in (out / "samples").glob("*.png"))
     assert samples == ["latest.png", "step_000003.png", "step_000006.png"]
@@ -179,3 +179,57 @@ def test_two_steps_on_real_facades(data_mirror, tmp_path):
     test = FacadesDataset(data_mirror / "facades", "test", size=64)
     files = generate(load_model(tmp_path / "checkpoint.pt"), torch.utils.data.Subset(test, [0, 1]), tmp_path / "gen")
     assert [f.name for f in files] == ["cmp_b0001.png", "cmp_b0002.png"]
+
+
+# ----------------------------------------------------------------------------- the converging recipe
+
+
+def test_step_schedule_decays_linearly_to_the_end():
+    from lib.train.gan import step_lr_factor
+
+    assert [step_lr_factor(s, 6, 4) for s in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert step_lr_factor(3, 6, 0) == 1.0
+    assert GANTrainConfig(steps=7, decay_steps=3).total_steps(10_000) == 7
+    assert GANTrainConfig(steps=7, max_steps=5).total_steps(10) == 5
+    with pytest.raises(ValueError, match="decay_steps must be <= steps"):
+        GANTrainConfig(steps=3, decay_steps=4)
+    with pytest.raises(ValueError, match="ema_decay"):
+        GANTrainConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="precision"):
+        GANTrainConfig(precision="fp16")
+
+
+def test_ema_update_is_the_closed_form_average_and_curve_steps_end_at_total():
+    from lib.train.gan_outputs import curve_steps, ema_update
+
+    avg, net = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = {k: v.clone() for k, v in avg.state_dict().items()}
+    ema_update(avg, net, 0.9)
+    for k, v in avg.state_dict().items():
+        assert torch.allclose(v, 0.9 * before[k] + 0.1 * net.state_dict()[k])
+    assert curve_steps(100, 4) == [25, 50, 75, 100] and curve_steps(3, 6) == [1, 2, 3] and curve_steps(10, 0) == []
+
+
+def test_l1_ema_and_snapshots(tmp_path):
+    """L1 is logged weighted; the evaluated generator is the average; snapshots carry their
+    training time and load with the one loader; a resumed run continues the average."""
+    from lib.checkpoint import load_checkpoint
+    from lib.train.gan import EVAL_GENERATOR_NAME, list_snapshots
+
+    kw = dict(steps=6, decay_steps=3, ema_decay=0.5, curve_points=3, loss=LossConfig(lambda_l1=7.0), precision="fp32")
+    out = train_gan(_cfg(**kw), Pairs(), tmp_path / "a", progress=False)
+    rows = read_losses(tmp_path / "a" / "losses.csv")
+    assert len(rows) == 6 and all(r["g_l1"] > 0 for r in rows)
+    assert [r["lr_g"] for r in rows] == pytest.approx([1e-4, 1e-4, 1e-4, 1e-4, 2 / 3 * 1e-4, 1 / 3 * 1e-4])
+    snaps = list_snapshots(tmp_path / "a")
+    assert [s for s, _, _ in snaps] == [2, 4, 6] and out["curve_steps"] == [2, 4, 6]
+    assert all(t1 < t2 for (_, t1, _), (_, t2, _) in zip(snaps, snaps[1:]))
+    raw = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    ema_sd = raw["aux_state_dicts"]["generator_ema"]
+    final = load_checkpoint(tmp_path / "a" / EVAL_GENERATOR_NAME)
+    assert final["ema"] and _equal(final["state_dict"], ema_sd) and not _equal(ema_sd, raw["state_dict"])
+    assert _equal(load_model(snaps[-1][2]).state_dict(), ema_sd)
+    # interrupted after 3 steps and resumed: same average, same snapshots
+    train_gan(_cfg(**kw, max_steps=3), Pairs(), tmp_path / "b", progress=False)
+    train_gan(_cfg(**kw), Pairs(), tmp_path / "b", progress=False)
+    assert _equal(load_checkpoint(tmp_path / "b" / EVAL_GENERATOR_NAME)["state_dict"], ema_sd)

@@ -29,6 +29,7 @@ __all__ = [
     "gan_d_loss",
     "gan_g_loss",
     "feature_matching_loss",
+    "d_loss_terms",
     "vgg19_features",
     "vgg_loss",
     "VGG19Features",
@@ -52,12 +53,21 @@ class LossConfig:
         lambda_feat: weight of the feature-matching loss (official: lambda_feat).
         lambda_vgg: weight of the VGG loss (official: lambda_vgg).
         vgg_weights: torchvision VGG19 ImageNet state-dict file; None switches the VGG loss off.
+        lambda_l1: weight of a per-pixel L1 reconstruction term ``mean |fake - real|`` on
+            images in [-1, 1] (pix2pix's L1 term; not in ASAPNet's recipe, which uses VGG: a
+            stand-in where no VGG19 weights are at hand, docs/design.md#training).
     """
 
     gan_mode: Literal["hinge", "lsgan"] = "hinge"  # sec. 4: hinge loss
     lambda_feat: float = 10.0  # official: lambda_feat
     lambda_vgg: float = 10.0  # official: lambda_vgg
     vgg_weights: str | None = None  # no VGG file: VGG loss off
+    lambda_l1: float = 0.0  # paper: no L1 term
+
+    def __post_init__(self) -> None:
+        for name in ("lambda_feat", "lambda_vgg", "lambda_l1"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def use_vgg(self) -> bool:
@@ -250,3 +260,31 @@ def vgg_loss(vgg: nn.Module, fake: Tensor, real: Tensor) -> Tensor:
     with torch.no_grad():
         f_real = vgg(real)
     return sum(w * F.l1_loss(a, b.detach()) for w, a, b in zip(VGG_LAYER_WEIGHTS, f_fake, f_real, strict=True))
+
+
+def d_loss_terms(mode: str, real_feats: Sequence[Sequence[Tensor]], fake_feats: Sequence[Sequence[Tensor]]) -> tuple[Tensor, Tensor]:
+    """The real and fake parts of the discriminator loss; their sum is
+    :func:`lib.models.losses.gan_d_loss` (mean over scales).
+
+    hinge: ``d_real = mean_s E[relu(1 - D_s(real))]``, ``d_fake = mean_s E[relu(1 + D_s(fake))]``;
+    lsgan: ``d_real = mean_s E[(D_s(real) - 1)^2]``, ``d_fake = mean_s E[D_s(fake)^2]``.
+
+    Args:
+        mode: ``"hinge"`` or ``"lsgan"``.
+        real_feats: per scale, the discriminator features on real pairs (last = prediction).
+        fake_feats: the same on generated pairs.
+
+    Returns:
+        ``(d_real, d_fake)`` scalars.
+    """
+    real = [s[-1] for s in real_feats]
+    fake = [s[-1] for s in fake_feats]
+    if mode == "hinge":
+        r = [torch.relu(1 - p).mean() for p in real]
+        f = [torch.relu(1 + p).mean() for p in fake]
+    elif mode == "lsgan":
+        r = [((p - 1) ** 2).mean() for p in real]
+        f = [(p**2).mean() for p in fake]
+    else:
+        raise ValueError(f"unknown gan_mode {mode!r}; known: hinge, lsgan")
+    return torch.stack(r).mean(), torch.stack(f).mean()

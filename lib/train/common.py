@@ -262,8 +262,8 @@ def wrap_ddp(net: nn.Module, world: int, device: torch.device) -> nn.Module:
     Returns:
         The module to call in the training loop (its parameters are those of ``net``).
     """
-    if world <= 1:
-        return net
+    if world <= 1 or not any(p.requires_grad for p in net.parameters()):
+        return net  # one rank, or nothing to synchronise (e.g. a weight average)
     return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 

@@ -349,7 +349,7 @@ def train_denoiser(
             optimizer.step()
             return {"loss": loss}
 
-        def after_step(done: int, _end: bool) -> None:
+        def after_step(done: int, _end: bool, _seconds: float) -> None:
             if done == total and cfg.bn_recalibration_batches:
                 recalibrate_batch_norm(net, _calibration_batches(images, cfg, sigma, device))
 

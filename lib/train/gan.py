@@ -4,11 +4,15 @@ Recipe (ASAPNet sec. 4, following SPADE): a generator from the registry maps one
 (+ an instance-edge channel) to an image; a multiscale PatchGAN sees the labels (+ edges)
 concatenated with a real or generated image. Every step first updates the discriminator on
 ``(real, fake.detach())``, then the generator on ``gan + lambda_feat * feature matching +
-lambda_vgg * VGG`` (VGG only when a VGG19 weights file is given). Adam with betas (0, 0.9)
-and the two-time-scale learning rates G 1e-4 / D 4e-4; the learning rates stay constant for
-``epochs`` epochs and then decay linearly over ``decay_epochs`` epochs (official
-``update_learning_rate``: at the end of every epoch past ``niter`` the rate drops by
-``lr / niter_decay``). Other recipes are other config values only, e.g. pix2pixHD::
+lambda_vgg * VGG + lambda_l1 * L1`` (VGG only when a VGG19 weights file is given; L1 off in
+the paper's recipe). Adam with betas (0, 0.9) and the two-time-scale learning rates G 1e-4 /
+D 4e-4; the learning rates stay constant for ``epochs`` epochs and then decay linearly over
+``decay_epochs`` epochs (official ``update_learning_rate``: at the end of every epoch past
+``niter`` the rate drops by ``lr / niter_decay``), or, with ``steps > 0``, stay constant for
+``steps - decay_steps`` steps and then fall linearly towards 0 step by step. With
+``ema_decay > 0`` an exponential moving average of the generator's weights is kept (updated
+after every generator step) and is the generator evaluated. Other recipes are other config
+values only, e.g. pix2pixHD::
 
     GANTrainConfig(generator="pix2pixhd", loss=LossConfig(gan_mode="lsgan"), lr_g=2e-4,
                    lr_d=2e-4, beta1=0.5, beta2=0.999,
@@ -23,10 +27,12 @@ Outputs (rank 0) in ``out_dir``:
 - ``checkpoint.pt`` (:func:`lib.train.loop.run`): ``model`` = generator name, the
   discriminator in ``aux_state_dicts``, optimizers / schedulers / scalers keyed ``generator``
   and ``discriminator``, ``extra`` with ``vgg_used`` and the discriminator's name + config.
-- ``losses.csv``: :data:`LOSS_COLUMNS`; ``g_feat`` and ``g_vgg`` are weighted by their lambdas
-  (``g_vgg`` is 0 when VGG is off); ``lr_g`` / ``lr_d`` are the rates of the logged step.
+- ``losses.csv``: :data:`LOSS_COLUMNS`; ``g_feat``, ``g_vgg`` and ``g_l1`` are weighted by their
+  lambdas (0 when off); ``lr_g`` / ``lr_d`` are the rates of the logged step.
+- ``generator.pt`` and ``snapshots/step_{step:06d}.pt`` (:mod:`lib.train.gan_outputs`): the
+  evaluation generator at the end and at ``curve_points`` steps spread over the run.
 - ``samples/step_{step:06d}.png`` and ``samples/latest.png``: one row per fixed training item
-  (4 items spread over the set, unflipped): label colours | generated | real.
+  (4 items spread over the set, unflipped): label colours | generated (evaluation weights) | real.
 """
 from __future__ import annotations
 
@@ -44,12 +50,13 @@ from torch.utils.data import Dataset
 from lib.config import ConfigError, check_keys, deep_merge, from_dict, to_dict
 from lib.data import generator_geometry
 from lib.data.images import write_image
-from lib.data.labels import label_colormap
 from lib.data.transforms import one_hot
+from lib.device import autocast_dtype_name
 from lib.models import build, config_class, make_config
-from lib.models.generate import generate_images, to_uint8
-from lib.models.losses import LossConfig, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
-from lib.train.common import autocast, check_unflipped, grad_scaler
+from lib.models.losses import LossConfig, d_loss_terms, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
+from lib.train.common import check_unflipped, grad_scaler
+from lib.train.gan_outputs import (EVAL_GENERATOR_NAME, SAMPLES_DIR, SNAPSHOTS_DIR, curve_steps, ema_update, generate,
+                                   list_snapshots, sample_grid, write_generator)
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
 __all__ = [
@@ -59,19 +66,22 @@ __all__ = [
     "translation_size",
     "train_gan",
     "generate",
+    "list_snapshots",
     "lr_factor",
+    "step_lr_factor",
     "d_loss_terms",
     "CHECKPOINT_NAME",
     "LOSSES_NAME",
     "SAMPLES_DIR",
+    "SNAPSHOTS_DIR",
+    "EVAL_GENERATOR_NAME",
     "LOSS_COLUMNS",
     "RESUME_KEYS",
     "NUM_SAMPLE_ITEMS",
 ]
 
-SAMPLES_DIR = "samples"
-LOSS_COLUMNS = ("step", "epoch", "d_real", "d_fake", "g_gan", "g_feat", "g_vgg", "lr_g", "lr_d", "seconds")
-LOSS_TERMS = LOSS_COLUMNS[2:7]
+LOSS_COLUMNS = ("step", "epoch", "d_real", "d_fake", "g_gan", "g_feat", "g_vgg", "g_l1", "lr_g", "lr_d", "seconds")
+LOSS_TERMS = LOSS_COLUMNS[2:8]
 NUM_SAMPLE_ITEMS = 4  # training items shown in each sample grid
 DISCRIMINATOR = "patchgan"  # registry name of the discriminator
 
@@ -79,7 +89,7 @@ DISCRIMINATOR = "patchgan"  # registry name of the discriminator
 # resumed into this run (run length, budget, logging, threads, device and workers may change).
 RESUME_KEYS = (
     "seed", "generator", "generator_cfg", "discriminator_cfg", "loss", "lr_g", "lr_d", "beta1",
-    "beta2", "epochs", "decay_epochs", "batch_size", "size", "flip", "amp",
+    "beta2", "epochs", "decay_epochs", "steps", "decay_steps", "batch_size", "size", "flip", "precision", "ema_decay",
 )
 
 
@@ -103,6 +113,11 @@ class GANTrainConfig:
         beta2: Adam beta2 (both networks).
         epochs: epochs at constant learning rates.
         decay_epochs: further epochs with linearly decaying rates.
+        steps: 0 for the epoch schedule above; > 0: the run is this many steps (a budget
+            independent of the training-set size), the learning rates constant for
+            ``steps - decay_steps`` steps and then falling linearly to ``1 / decay_steps`` of
+            their value at the last step (:func:`step_lr_factor`).
+        decay_steps: the steps of linear decay at the end of a ``steps`` schedule.
         batch_size: items per step, summed over ranks.
         size: image height the data must have (Facades: square; Cityscapes: width = 2 x height).
         flip: random horizontal flips, done by the trainer.
@@ -118,7 +133,13 @@ class GANTrainConfig:
         threads: torch CPU threads (0: leave torch's setting).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:i]"``.
         workers: DataLoader worker processes (0: load in the training process).
-        amp: bf16 autocast on CUDA (ignored on the CPU).
+        precision: ``"auto"`` (bf16 autocast where :func:`lib.device.bf16_autocast_recommended`:
+            CUDA with bf16, CPUs with AMX or AVX-512 BF16), ``"bf16"`` or ``"fp32"``.
+        ema_decay: 0 for none; else the decay of an exponential moving average of the
+            generator's weights, which is then the evaluated generator (sample grids,
+            ``generator.pt``, snapshots).
+        curve_points: learning-curve snapshots of the evaluated generator, spread evenly over
+            the run (:func:`lib.train.gan_outputs.curve_steps`); 0 for none.
     """
 
     seed: int = 0
@@ -143,13 +164,18 @@ class GANTrainConfig:
     threads: int = 0
     device: str = "auto"
     workers: int = 0
-    amp: bool = False
+    precision: str = "fp32"  # the paper trains in fp32; params.yaml says auto
+    steps: int = 0
+    decay_steps: int = 0
+    ema_decay: float = 0.0  # not in the paper
+    curve_points: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "size", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("epochs", "decay_epochs", "max_steps", "checkpoint_every", "sample_every", "threads", "workers"):
+        for name in ("epochs", "decay_epochs", "max_steps", "checkpoint_every", "sample_every", "threads", "workers",
+                     "steps", "decay_steps", "curve_points"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.epochs + self.decay_epochs < 1:
@@ -160,6 +186,12 @@ class GANTrainConfig:
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         if self.time_budget_s < 0:
             raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
+        if self.decay_steps > self.steps:
+            raise ValueError(f"decay_steps must be <= steps, got {self.decay_steps} > {self.steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
 
@@ -168,8 +200,9 @@ class GANTrainConfig:
         return num_items // self.batch_size
 
     def total_steps(self, num_items: int) -> int:
-        """``(epochs + decay_epochs) * steps_per_epoch``, capped by ``max_steps`` when > 0."""
-        full = (self.epochs + self.decay_epochs) * self.steps_per_epoch(num_items)
+        """``steps`` when > 0, else ``(epochs + decay_epochs) * steps_per_epoch``; capped by
+        ``max_steps`` when > 0."""
+        full = self.steps or (self.epochs + self.decay_epochs) * self.steps_per_epoch(num_items)
         return min(full, self.max_steps) if self.max_steps else full
 
 
@@ -238,39 +271,19 @@ def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
     return max(0.0, 1.0 - max(0, epoch - epochs) / decay_epochs)
 
 
+def step_lr_factor(step: int, steps: int, decay_steps: int) -> float:
+    """Learning-rate multiplier of 0-based ``step`` of a ``steps`` schedule: 1 for the first
+    ``steps - decay_steps`` steps, then ``(steps - step) / decay_steps`` (``1, ..., 1/D``)."""
+    if decay_steps <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (steps - step) / decay_steps))
+
+
 def _split_batch(feats: list[list[Tensor]], n: int) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
     """Splits discriminator outputs on ``cat([first (n items), second], 0)`` into the two halves."""
     first = [[f[:n] for f in scale] for scale in feats]  # per scale: (n, C, h, w)
     second = [[f[n:] for f in scale] for scale in feats]
     return first, second
-
-
-def d_loss_terms(mode: str, real_feats: Sequence[Sequence[Tensor]], fake_feats: Sequence[Sequence[Tensor]]) -> tuple[Tensor, Tensor]:
-    """The real and fake parts of the discriminator loss; their sum is
-    :func:`lib.models.losses.gan_d_loss` (mean over scales).
-
-    hinge: ``d_real = mean_s E[relu(1 - D_s(real))]``, ``d_fake = mean_s E[relu(1 + D_s(fake))]``;
-    lsgan: ``d_real = mean_s E[(D_s(real) - 1)^2]``, ``d_fake = mean_s E[D_s(fake)^2]``.
-
-    Args:
-        mode: ``"hinge"`` or ``"lsgan"``.
-        real_feats: per scale, the discriminator features on real pairs (last = prediction).
-        fake_feats: the same on generated pairs.
-
-    Returns:
-        ``(d_real, d_fake)`` scalars.
-    """
-    real = [s[-1] for s in real_feats]
-    fake = [s[-1] for s in fake_feats]
-    if mode == "hinge":
-        r = [torch.relu(1 - p).mean() for p in real]
-        f = [torch.relu(1 + p).mean() for p in fake]
-    elif mode == "lsgan":
-        r = [((p - 1) ** 2).mean() for p in real]
-        f = [(p**2).mean() for p in fake]
-    else:
-        raise ValueError(f"unknown gan_mode {mode!r}; known: hinge, lsgan")
-    return torch.stack(r).mean(), torch.stack(f).mean()
 
 
 # ----------------------------------------------------------------------------- set-up and images
@@ -301,26 +314,6 @@ def _prepare(item: Mapping[str, Any], index: int, use_edge: bool) -> dict:
         if key not in item:
             raise KeyError(f"training item {index} has no {key!r} (keys: {sorted(item)})")
     return {k: item[k] for k in ("label", "image") + (("instance_edge",) if use_edge else ())}
-
-
-def _sample_grid(generator: nn.Module, items: list[dict]) -> np.ndarray:
-    """Rows ``label colours | generated | real`` for ``items``, separated by 2 white pixels."""
-    labels = torch.stack([it["label"] for it in items])  # (N, H, W)
-    edge = torch.stack([it["instance_edge"] for it in items]) if "instance_edge" in items[0] else None  # (N, 1, H, W)
-    was_training = generator.training
-    generator.eval()
-    gen = generate_images(generator, labels, edge)  # (N, H, W, 3)
-    generator.train(was_training)
-    colours = label_colormap(labels, generator.cfg.label_nc)  # (N, H, W, 3)
-    real = to_uint8(torch.stack([it["image"] for it in items]))  # (N, H, W, 3)
-    gap = 2  # pixels between panels
-    n, h, w, _ = colours.shape
-    grid = np.full((n * h + (n - 1) * gap, 3 * w + 2 * gap, 3), 255, dtype=np.uint8)
-    for i in range(n):
-        y = i * (h + gap)
-        for j, panel in enumerate((colours[i], gen[i], real[i])):
-            grid[y : y + h, j * (w + gap) : j * (w + gap) + w] = panel
-    return grid
 
 
 # ----------------------------------------------------------------------------- training
@@ -383,30 +376,45 @@ def train_gan(
     spe = cfg.steps_per_epoch(n_items)
     picks = sorted({int(round(x)) for x in np.linspace(0, n_items - 1, min(NUM_SAMPLE_ITEMS, n_items))})
     samples_dir = Path(out_dir) / SAMPLES_DIR
+    total = cfg.total_steps(n_items)
+    curve_at = set(curve_steps(total, cfg.curve_points))
+    precision: dict[str, str] = {}
 
     def build_parts(device: torch.device) -> Parts:
         gen = build(cfg.generator, g_cfg).to(device)
         disc = build(DISCRIMINATOR, d_cfg).to(device)
+        ema = build(cfg.generator, g_cfg).to(device).requires_grad_(False) if cfg.ema_decay > 0 else None
+        if ema is not None:
+            ema.load_state_dict(gen.state_dict())
+        evaluated = ema if ema is not None else gen
         vgg = vgg19_features(cfg.loss.vgg_weights).to(device) if vgg_used else None
         opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-        factor = lambda s: lr_factor(s // spe, cfg.epochs, cfg.decay_epochs)  # noqa: E731  (per step -> epoch)
+        if cfg.steps:
+            factor = functools.partial(step_lr_factor, steps=cfg.steps, decay_steps=cfg.decay_steps)
+        else:
+            factor = lambda s: lr_factor(s // spe, cfg.epochs, cfg.decay_epochs)  # noqa: E731  (per step -> epoch)
         sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, factor)
         sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, factor)
-        scaler_g, scaler_d = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
-        mode, lam_feat, lam_vgg = cfg.loss.gan_mode, cfg.loss.lambda_feat, cfg.loss.lambda_vgg
+        precision["name"] = autocast_dtype_name(cfg.precision, device)
+        bf16 = precision["name"] == "bf16"
+        scaler_g, scaler_d = grad_scaler(device, False), grad_scaler(device, False)  # bf16 needs no loss scaling
+        mode, lam_feat, lam_vgg, lam_l1 = cfg.loss.gan_mode, cfg.loss.lambda_feat, cfg.loss.lambda_vgg, cfg.loss.lambda_l1
 
-        def step(batch: dict, _step: int, nets: dict[str, nn.Module]) -> dict:
+        def autocast() -> Any:
+            return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+        def step(batch: dict, done: int, nets: dict[str, nn.Module]) -> dict:
             labels = batch["label"].to(device, non_blocking=True)  # (B/world, H, W)
             real = batch["image"].to(device, non_blocking=True)  # (B/world, 3, H, W)
             edge = batch["instance_edge"].to(device, non_blocking=True) if use_edge else None  # (B/world, 1, H, W)
             onehot = one_hot(labels, label_nc)  # (B/world, label_nc, H, W)
             cond = onehot if edge is None else torch.cat([onehot, edge], 1)  # (B/world, label_nc (+1), H, W)
             n = labels.shape[0]
-            with autocast(device, cfg.amp):
+            with autocast():
                 fake = nets["generator"](onehot, edge)  # (B/world, 3, H, W)
             # discriminator step: fake pairs first, real pairs second, in one forward
-            with autocast(device, cfg.amp):
+            with autocast():
                 pairs = torch.cat([torch.cat([cond, fake.detach()], 1), torch.cat([cond, real], 1)], 0)  # (2B/world, C+3, H, W)
                 fake_feats, real_feats = _split_batch(nets["discriminator"](pairs), n)
                 d_real, d_fake = d_loss_terms(mode, real_feats, fake_feats)
@@ -416,81 +424,56 @@ def train_gan(
             scaler_d.update()
             # generator step against the updated discriminator (frozen; plain module, no DDP hooks)
             disc.requires_grad_(False)
-            with autocast(device, cfg.amp):
+            with autocast():
                 pairs = torch.cat([torch.cat([cond, fake], 1), torch.cat([cond, real], 1)], 0)  # (2B/world, C+3, H, W)
                 fake_feats, real_feats = _split_batch(disc(pairs), n)
                 g_gan = gan_g_loss(mode, fake_feats)
                 g_feat = lam_feat * feature_matching_loss(real_feats, fake_feats) if lam_feat > 0 else g_gan.new_zeros(())
                 g_vgg = lam_vgg * vgg_loss(vgg, fake.float(), real) if vgg is not None else g_gan.new_zeros(())
+            g_l1 = lam_l1 * (fake.float() - real).abs().mean() if lam_l1 > 0 else g_gan.new_zeros(())
             opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(g_gan + g_feat + g_vgg).backward()
+            scaler_g.scale(g_gan + g_feat + g_vgg + g_l1).backward()
             disc.requires_grad_(True)
             scaler_g.step(opt_g)
             scaler_g.update()
-            return {"d_real": d_real, "d_fake": d_fake, "g_gan": g_gan, "g_feat": g_feat, "g_vgg": g_vgg}
+            if ema is not None:  # warm-up: the average forgets the random initial weights quickly
+                ema_update(ema, gen, min(cfg.ema_decay, (1 + done) / (10 + done)))
+            return {"d_real": d_real, "d_fake": d_fake, "g_gan": g_gan, "g_feat": g_feat, "g_vgg": g_vgg, "g_l1": g_l1}
 
         sample_items = [_prepare(train_set[i], i, use_edge) for i in picks]
 
-        def after_step(at: int, end: bool) -> None:
+        def after_step(at: int, end: bool, seconds: float) -> None:
             if (cfg.sample_every and at % cfg.sample_every == 0) or end:
-                grid = _sample_grid(gen, sample_items)
+                grid = sample_grid(evaluated, sample_items)
                 write_image(samples_dir / f"step_{at:06d}.png", grid)
                 write_image(samples_dir / "latest.png", grid)
+            kwargs = dict(step=at, train_seconds=seconds, ema=ema is not None, params=cfg)
+            if at in curve_at:
+                write_generator(Path(out_dir) / SNAPSHOTS_DIR / f"step_{at:06d}.pt", evaluated, cfg.generator, g_cfg, **kwargs)
+            if end:
+                write_generator(Path(out_dir) / EVAL_GENERATOR_NAME, evaluated, cfg.generator, g_cfg, **kwargs)
 
+        nets = {"generator": gen, "discriminator": disc, **({"generator_ema": ema} if ema is not None else {})}
         return Parts(
-            cfg.generator, g_cfg, {"generator": gen, "discriminator": disc},
+            cfg.generator, g_cfg, nets,
             {"generator": opt_g, "discriminator": opt_d}, {"generator": sched_g, "discriminator": sched_d}, step,
             scalers={"generator": scaler_g, "discriminator": scaler_d},
-            extra={"vgg_used": vgg_used, "discriminator": {"model": DISCRIMINATOR, "config": to_dict(d_cfg)}},
+            extra={"vgg_used": vgg_used, "precision": precision["name"],
+                   "discriminator": {"model": DISCRIMINATOR, "config": to_dict(d_cfg)}},
             after_step=after_step,
         )
 
     trainer = Trainer(
         name=cfg.generator, cfg=cfg, items=EpochItems(train_set, cfg.seed, cfg.flip, functools.partial(_prepare, use_edge=use_edge)),
-        num_items=n_items, total_steps=cfg.total_steps(n_items), build=build_parts, loss_terms=LOSS_TERMS,
+        num_items=n_items, total_steps=total, build=build_parts, loss_terms=LOSS_TERMS,
         lr_columns={"lr_g": "generator", "lr_d": "discriminator"}, resume_keys=RESUME_KEYS,
-        stale=(f"{SAMPLES_DIR}/*.png",),
+        stale=(f"{SAMPLES_DIR}/*.png", f"{SNAPSHOTS_DIR}/*.pt", EVAL_GENERATOR_NAME),
     )
     out = run(trainer, out_dir, resume=resume, params=params, progress=progress, on_step=on_step)
-    out = {"generator": cfg.generator, **out, "vgg_used": vgg_used, "samples": str(samples_dir / "latest.png")}
+    out = {"generator": cfg.generator, **out, "vgg_used": vgg_used, "samples": str(samples_dir / "latest.png"),
+           "precision": precision["name"], "ema": cfg.ema_decay > 0,
+           "eval_generator": str(Path(out_dir) / EVAL_GENERATOR_NAME), "curve_steps": sorted(curve_at)}
     keys = ("generator", "steps", "start_step", "steps_run", "total_steps", "steps_per_epoch", "epochs", "wall_seconds",
             "train_seconds", "final_losses", "vgg_used", "stopped_by_budget", "checkpoint", "losses_csv", "samples",
-            "world_size", "device")
+            "world_size", "device", "precision", "ema", "eval_generator", "curve_steps")
     return {k: out[k] for k in keys}
-
-
-# ----------------------------------------------------------------------------- inference
-
-
-def generate(generator: nn.Module, dataset: Dataset, out_dir: str | os.PathLike, batch_size: int = 1) -> list[Path]:
-    """Writes the generator's image for every dataset item as a PNG, atomically.
-
-    ``out_dir/<stem>.png`` takes the stem of the item's ``path`` (items ``dict(label (H, W)[,
-    instance_edge (1, H, W)], path)``, in order, ``batch_size`` per forward); pixels come from
-    :func:`lib.models.generate.generate_images`. Returns the written files, in dataset order.
-    The generator (e.g. from :func:`lib.models.load_model`) is used as is (eval mode, its device).
-
-    Raises:
-        ValueError: two items with the same file stem, or ``batch_size < 1``.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    _, use_edge = _conditioning(generator.cfg)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    seen: dict[str, str] = {}
-    for lo in range(0, len(dataset), batch_size):
-        items = [dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))]
-        names = []
-        for it in items:
-            stem = Path(it["path"]).stem
-            if stem in seen:
-                raise ValueError(f"items {seen[stem]} and {it['path']} would both be written as {stem}.png")
-            seen[stem] = it["path"]
-            names.append(stem)
-        labels = torch.stack([it["label"] for it in items])  # (b, H, W)
-        edge = torch.stack([it["instance_edge"] for it in items]) if use_edge else None  # (b, 1, H, W)
-        for name, img in zip(names, generate_images(generator, labels, edge)):
-            written.append(write_image(out_dir / f"{name}.png", img))
-    return written

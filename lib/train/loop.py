@@ -222,8 +222,9 @@ class Parts:
             DDP (same keys as ``models``). The loop averages the losses over ranks.
         scalers: ``{key: GradScaler}`` (checkpointed).
         extra: constant entries of the checkpoint's ``extra``.
-        after_step: ``after_step(step, end)`` on rank 0 after each step's log row and before
-            its checkpoint (e.g. sample grids); ``end`` is true at the last step of this call.
+        after_step: ``after_step(step, end, seconds)`` on rank 0 after each step's log row and
+            before its checkpoint (e.g. sample grids); ``end`` is true at the last step of this
+            call, ``seconds`` the training wall time so far (resumed runs included).
     """
 
     model_name: str
@@ -234,7 +235,7 @@ class Parts:
     step: Callable[[dict, int, dict[str, nn.Module]], Mapping[str, Tensor]]
     scalers: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-    after_step: Callable[[int, bool], None] | None = None
+    after_step: Callable[[int, bool, float], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,7 +433,7 @@ def _run(trainer: Trainer, out_dir: Path, resume: bool, params: dict, progress: 
                 append_losses(csv_path, [row])
             sums, count = {k: 0.0 for k in terms}, 0
         if parts.after_step is not None and is_main(rank):
-            parts.after_step(step, end)
+            parts.after_step(step, end, seconds0 + time.perf_counter() - t_loop)
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or end:
             save(step)
         bar.update(1)
