@@ -147,6 +147,9 @@ def test_fid_kid_uses_one_feature_pass_per_folder(tmp_path):
     assert (out["kid"], out["kid_std"]) == (kid, kid_std)
     assert out["n"] == out["n_real"] == 6
     assert out["fid_boot_low"] <= out["fid_boot_mean"] <= out["fid_boot_high"] and out["fid_boot_std"] > 0
+    assert out["kid_boot_low"] <= out["kid_boot_mean"] <= out["kid_boot_high"]
+    bare = ev.fid_kid(tmp_path / "real", tmp_path / "fake", n_boot=0, seed=0, model=model, method="svd")
+    assert (bare["fid"], bare["kid"]) == (out["fid"], out["kid"]) and np.isnan(bare["fid_boot_low"]) and np.isnan(bare["kid_boot_high"])
     same = ev.fid_kid(tmp_path / "real", tmp_path / "real", n_boot=2, seed=0, model=model, method="svd",
                       real_features=f_real)
     assert abs(same["fid"]) < 1e-9
@@ -187,12 +190,15 @@ def test_evaluate_model_and_result_files(tmp_path):
     assert ref["n"] == 4 and ref["fid"] > 0 and "training" in ref["fid_between"]
     assert len(list((tmp_path / "ref").glob("*.png"))) == 4
     js, cs = ev.write_results([row, real], {"scale": "smoke"}, tmp_path / "m.json", tmp_path / "m.csv",
-                              class_names=lset.class_names)
+                              class_names=lset.class_names, per_class_path=tmp_path / "pc.csv", extra={"curves": {"points": 3}})
+    per_class = pd.read_csv(tmp_path / "pc.csv")
+    assert list(per_class["model"].unique()) == ["pix2pixhd", "real"] and list(per_class["class"][:12]) == list(lset.class_names)
+    np.testing.assert_array_equal(per_class["iou"][:12], row["per_class_iou"])
     table = pd.read_csv(cs)
     assert tuple(table.columns) == ev.ROW_COLUMNS and list(table["model"]) == ["pix2pixhd", "real"]
     assert table.loc[1, "miou"] == 1.0 and np.isnan(table.loc[1, "fid"])
     saved = read_json(js)
-    assert saved["meta"] == {"scale": "smoke"} and "biased" in saved["fid_caveat"]
+    assert saved["meta"] == {"scale": "smoke"} and "biased" in saved["fid_caveat"] and saved["curves"] == {"points": 3}
     assert [r["model"] for r in saved["rows"]] == ["pix2pixhd", "real"]
     assert set(ev.ROW_COLUMNS) <= set(saved["rows"][0]) and saved["rows"][1]["per_class_iou"]["background"] == 1.0
     with pytest.raises(ValueError, match="lacks"):

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from scipy.linalg import hadamard
 
-from lib.metrics import fid
+from lib.metrics import bootstrap, fid
 from lib.paths import ROOT, WEIGHTS_ENV
 
 # ---------------------------------------------------------------- closed forms
@@ -89,11 +89,55 @@ def test_kid_identical_sets_about_zero():
 def test_bootstrap_fid_spread():
     rng = np.random.default_rng(2)
     real, fake = rng.standard_normal((60, 4)), rng.standard_normal((50, 4)) + 0.5
-    b = fid.bootstrap_fid(real, fake, n_boot=30, seed=0)
-    assert set(b) >= {"low", "high", "std"}
+    b = bootstrap.bootstrap_fid(real, fake, n_boot=30, seed=0)
+    assert set(b) >= {"low", "high", "std", "mean"} and b["n_boot"] == 30
     assert b["low"] <= b["mean"] <= b["high"] and b["std"] > 0
-    assert fid.bootstrap_fid(real, fake, n_boot=30, seed=0) == b
+    assert bootstrap.bootstrap_fid(real, fake, n_boot=30, seed=0) == b
     assert b["low"] < fid.fid_from_features(real, fake) < b["high"]
+
+
+@pytest.mark.parametrize("stat", ["fid", "kid"])
+def test_bootstrap_over_both_sets_contains_the_estimate_and_is_wider(stat):
+    rng = np.random.default_rng(5)
+    real, fake = rng.standard_normal((80, 3)), rng.standard_normal((80, 3)) * 1.2 + 0.4
+    boot = bootstrap.bootstrap_fid if stat == "fid" else bootstrap.bootstrap_kid
+    point = fid.fid_from_features(real, fake) if stat == "fid" else fid.mmd2_unbiased(real, fake, np.arange(80), np.arange(80))
+    both = boot(real, fake, n_boot=300, seed=1)
+    fake_only = boot(real, fake, n_boot=300, seed=1, resample_real=False)
+    assert both["low"] < point < both["high"]
+    # two independent sources of spread instead of one: about sqrt(2) wider here (equal N, similar spread)
+    assert both["high"] - both["low"] > 1.15 * (fake_only["high"] - fake_only["low"])
+    assert both["std"] > 1.15 * fake_only["std"]
+
+
+def test_mmd2_unbiased_leaves_out_copies_of_a_row():
+    # d = 1, k(x, y) = (x y + 1)^3; X rows [0, 1], Y rows [1, 2]
+    x, y = np.array([[0.0], [1.0]]), np.array([[1.0], [2.0]])
+    # whole sets: 1 + 27 - 2 * 9.25 = 9.5 (test_kid_hand_case)
+    assert fid.mmd2_unbiased(x, y, np.array([0, 1]), np.array([0, 1])) == pytest.approx(9.5, abs=1e-12)
+    # X resampled as [0, 0, 1]: the pairs (0, 0') are copies and left out; the rest are k(0, 1) = 1
+    # cross term: mean of k(x_i, y_j) over the 3 x 2 pairs = (2 * (1 + 1) + (8 + 27)) / 6 = 39 / 6
+    assert fid.mmd2_unbiased(x, y, np.array([0, 0, 1]), np.array([0, 1])) == pytest.approx(1 + 27 - 2 * 39 / 6, abs=1e-12)
+    assert np.isnan(fid.mmd2_unbiased(x, y, np.array([1, 1]), np.array([0, 1])))  # one distinct row: undefined
+
+
+def test_bootstrap_kid_replicates_centre_on_the_whole_set_estimate():
+    rng = np.random.default_rng(7)
+    real, fake = rng.standard_normal((15, 2)), rng.standard_normal((12, 2)) + 0.3
+    whole = fid.mmd2_unbiased(real, fake, np.arange(15), np.arange(12))
+    b = bootstrap.bootstrap_kid(real, fake, n_boot=4000, seed=0)
+    # E[replicate] = the whole-set U-statistic: duplicates do not shift it
+    assert abs(b["mean"] - whole) < 4 * b["std"] / np.sqrt(4000)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap.bootstrap_kid(real, fake, n_boot=1)
+
+
+def test_percentile_summary_skips_nan_replicates():
+    out = bootstrap.percentile_summary(np.array([1.0, np.nan, 3.0, 2.0]))
+    assert out["n_boot"] == 4 and out["n_finite"] == 3 and out["mean"] == 2.0 and out["std"] == 1.0
+    assert out["low"] == pytest.approx(np.percentile([1, 2, 3], 2.5)) and out["high"] == pytest.approx(np.percentile([1, 2, 3], 97.5))
+    few = bootstrap.percentile_summary(np.array([1.0, np.nan]))
+    assert few["n_finite"] == 1 and np.isnan(few["low"]) and np.isnan(few["std"])
 
 
 # ---------------------------------------------------------------- weights

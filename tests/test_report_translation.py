@@ -55,16 +55,18 @@ def eval_json() -> dict:
         return {"model": model, "n": 60, "fid": fid, "fid_boot_low": lo, "fid_boot_high": hi, "fid_boot_std": 1.0,
                 "kid": kid, "kid_std": 0.01, "miou": miou, "miou_boot_low": mlo, "miou_boot_high": mhi,
                 "miou_boot_std": 0.01, "pixel_accuracy": miou + 0.2, "mean_class_accuracy": miou + 0.1,
-                "fid_between": between, "segmenter": "unet"}
+                "fid_between": between, "segmenter": "unet", "kid_boot_low": kid - 0.01 if kid != "nan" else kid,
+                "kid_boot_high": kid + 0.02 if kid != "nan" else kid}
 
+    rows = [
+        {**row("asapnet", 150.0, 155.0, 170.0, 0.20, 0.18, 0.22), "kid_smoothed": 0.045},
+        row("pix2pixhd", 140.0, 138.0, 160.0, 0.25, 0.23, 0.27),
+        # NaN written by lib.io.write_json as a string
+        row("real", 60.0, 62.0, 70.0, 0.40, 0.38, 0.42, kid="nan", between="real training photos vs real test photos"),
+    ]
     return {
         "meta": {"scale": "default", "dataset": "facades", "test_split": "test", "size": [128, 128], "n_images": 60},
-        "rows": [
-            row("asapnet", 150.0, 155.0, 170.0, 0.20, 0.18, 0.22),
-            row("pix2pixhd", 140.0, 138.0, 160.0, 0.25, 0.23, 0.27),
-            # NaN written by lib.io.write_json as a string
-            row("real", 60.0, 62.0, 70.0, 0.40, 0.38, 0.42, kid="nan", between="real training photos vs real test photos"),
-        ],
+        "rows": rows,
     }
 
 
@@ -80,12 +82,13 @@ def test_translation_table_values(eval_json, timing):
     assert s["time 1024x2048 (ms)"] == "skipped (predicted 120 s)"
     assert list(t.columns).index("time 256x512 (ms)") < list(t.columns).index("time 1024x2048 (ms)")
     assert a["trained size"] == "128x128" and a["time as trained (ms)"] == 50.0 and p["time as trained (ms)"] == 150.0
-    assert a["FID [95% CI]"] == "150.0 [155.0, 170.0]" and a["KID ± std"] == "0.0500 ± 0.0100"
+    assert a["FID [95% CI]"] == "150.0 [155.0, 170.0]" and a["KID [95% CI]"] == "0.0500 [0.0400, 0.0700]"
+    assert a["KID, smoothed final"] == "0.0450" and p["KID, smoothed final"] == MISSING  # pix2pixHD: no curve
     assert a["mIoU [95% CI]"] == "0.200 [0.180, 0.220]" and a["pixel accuracy"] == "0.400"
     # SPADE: timed only
     assert math.isnan(s["params (M), as trained"]) and s["FID [95% CI]"] == MISSING and s["N"] == MISSING
     # real photos: real-vs-real FID (fid_between set), KID NaN -> missing, mIoU ceiling, no times
-    assert r["FID [95% CI]"] == "60.0 [62.0, 70.0]" and r["KID ± std"] == MISSING
+    assert r["FID [95% CI]"] == "60.0 [62.0, 70.0]" and r["KID [95% CI]"] == MISSING
     assert r["mIoU [95% CI]"] == "0.400 [0.380, 0.420]" and r["time 256x512 (ms)"] == MISSING
     assert math.isnan(r["params (M), paper config"])
 
@@ -173,3 +176,56 @@ def test_trained_models_follow_the_evaluation_file(eval_json):
     assert translation.trained_models(eval_json) == ["asapnet", "pix2pixhd"]  # rows, without the real photos
     eval_json["meta"]["models"] = ["pix2pixhd", "asapnet"]
     assert translation.trained_models(eval_json) == ["pix2pixhd", "asapnet"]  # the stage's own list wins
+
+
+# ---------------------------------------------------------------- learning curves and per-class IoU
+
+from lib.report import translation_curves as tc  # noqa: E402
+from lib.report.translation_tables import quality_table  # noqa: E402
+
+
+def _curves() -> pd.DataFrame:
+    rows = [("asapnet", s, s * 60.0, kid, 100.0 * kid, 0.1 * s) for s, kid in [(1, 0.6), (2, 0.5), (3, 0.3), (4, 0.4)]]
+    rows += [("pix2pixhd", s, s * 120.0, kid, 100.0 * kid, 0.05 * s) for s, kid in [(2, 0.9), (1, 1.0)]]
+    return pd.DataFrame(rows, columns=["model", "step", "train_seconds", "kid", "fid", "miou"])
+
+
+def test_curve_plot_table_raw_and_smoothed_series():
+    t = tc.curve_plot_table(_curves())
+    assert list(t.columns) == ["series", "step", "minutes", "kid", "fid", "miou"]
+    raw = t[t["series"] == "ASAPNet"]
+    assert raw["minutes"].tolist() == [1.0, 2.0, 3.0, 4.0] and raw["kid"].tolist() == [0.6, 0.5, 0.3, 0.4]
+    smooth = t[t["series"] == "ASAPNet (mean of last 3)"]
+    assert smooth["kid"].tolist() == pytest.approx([0.6, 0.55, (0.6 + 0.5 + 0.3) / 3, (0.5 + 0.3 + 0.4) / 3], abs=1e-5)
+    p2p = t[t["series"] == "pix2pixHD"]
+    assert p2p["step"].tolist() == [1, 2] and p2p["minutes"].tolist() == [2.0, 4.0]  # sorted by step
+    assert tc.curve_plot_table(_curves().iloc[0:0]).empty
+
+
+def test_learning_curve_figure_and_caption(eval_json, tmp_path):
+    out = tmp_path / "curves.png"
+    fig = tc.plot_learning_curves(_curves(), eval_json, out)
+    assert out.stat().st_size > 0 and len(fig.axes) == 3
+    kid_ax, fid_ax, miou_ax = fig.axes
+    lines = {ln.get_label(): ln for ln in kid_ax.lines}
+    assert lines["ASAPNet (snapshots)"].get_xdata().tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert lines["ASAPNet (mean of last 3)"].get_ydata()[-1] == pytest.approx(0.4, abs=1e-5)
+    # reference lines: real-vs-real FID (KID is NaN in the fixture, so no KID line) and the mIoU ceiling
+    dashed = {ax: [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] for ax in fig.axes}
+    assert dashed[kid_ax] == [] and dashed[fid_ax] == [60.0] and dashed[miou_ax] == [0.40]
+    summaries = {m: {"steps": steps, "train_seconds": 600.0, "hardware": {"cpu_model": "AMD EPYC", "device": "cpu", "threads": 2}}
+                 for m, steps in (("asapnet", 4000), ("pix2pixhd", 2000))}
+    cap = tc.curves_caption(eval_json, summaries, _curves())
+    for part in ("facades", "N = 60", "128x128", "ASAPNet 4000 steps, 4 snapshots, 10.0 min on AMD EPYC",
+                 "pix2pixHD 2000 steps, 2 snapshots", "scale: default"):
+        assert part in cap
+
+
+def test_per_class_display_and_quality_columns(eval_json, timing):
+    per_class = pd.DataFrame({"model": ["real", "real", "asapnet", "asapnet"], "class_id": [0, 1, 0, 1],
+                              "class": ["background", "facade", "background", "facade"], "iou": [0.9, 0.8, 0.3, NAN]})
+    t = tc.per_class_display(per_class)
+    assert list(t.index) == ["background", "facade"] and list(t.columns) == ["ASAPNet", "real photos"]
+    assert t.loc["background", "ASAPNet"] == "0.300" and t.loc["facade", "ASAPNet"] == MISSING
+    q = quality_table(eval_json, timing)
+    assert q.loc["ASAPNet", "KID, last 3 curve points"] == "0.0450" and q.loc["real photos", "KID [95% CI]"] == MISSING

@@ -42,7 +42,7 @@ __all__ = [
     "activations",
     "fid_from_features",
     "kid_from_features",
-    "bootstrap_fid",
+    "mmd2_unbiased",
     "fid_kid_dirs",
     "HUB_WEIGHTS_NAME",
     "LOCAL_WEIGHTS_NAME",
@@ -288,34 +288,34 @@ def fid_from_features(f1: np.ndarray, f2: np.ndarray, method: str = "sqrtm") -> 
     f1, f2 = _check_features(f1, "first"), _check_features(f2, "second")
     if f1.shape[1] != f2.shape[1]:
         raise ValueError(f"feature sizes differ: {f1.shape} vs {f2.shape}")
-    mu1, s1 = f1.mean(axis=0), np.cov(f1, rowvar=False)
-    mu2, s2 = f2.mean(axis=0), np.cov(f2, rowvar=False)
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
     if method == "sqrtm":
         from pytorch_fid.fid_score import calculate_frechet_distance
 
         with warnings.catch_warnings():  # pytorch-fid passes sqrtm's deprecated ``disp``
             warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
-            return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+            return float(calculate_frechet_distance(mu1, np.cov(f1, rowvar=False), mu2, np.cov(f2, rowvar=False)))
     if method == "svd":
-        b1, b2 = _cov_factor(f1, mu1, s1), _cov_factor(f2, mu2, s2)
+        b1, b2 = _cov_factor(f1, mu1), _cov_factor(f2, mu2)
         tr_sqrt = np.linalg.svd(b1 @ b2.T, compute_uv=False).sum()  # sum of singular values
         diff = mu1 - mu2
-        return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_sqrt)
+        # Tr S = Tr B^T B = ||B||_F^2: no D x D covariance is formed when N <= D
+        return float(diff @ diff + np.square(b1).sum() + np.square(b2).sum() - 2.0 * tr_sqrt)
     raise ValueError(f"unknown FID method {method!r} (known: 'sqrtm', 'svd')")
 
 
-def _cov_factor(f: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """B with ``B^T B = cov`` and min(N, D) rows."""
+def _cov_factor(f: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """B with ``B^T B = cov(f)`` (ddof = 1) and min(N, D) rows."""
     n, d = f.shape
     if n <= d:
         return (f - mu) / np.sqrt(n - 1)  # (N, D)
-    w, v = np.linalg.eigh(cov)  # cov = V diag(w) V^T
+    w, v = np.linalg.eigh(np.cov(f, rowvar=False))  # cov = V diag(w) V^T
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # (D, D), symmetric square root
 
 
 def _poly_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = a.shape[1]
-    return (a @ b.T / d + 1.0) ** KID_DEGREE  # (m, m)
+    return (a @ b.T / d + 1.0) ** KID_DEGREE  # (m1, m2)
 
 
 def kid_from_features(
@@ -349,53 +349,30 @@ def kid_from_features(
     rng = np.random.default_rng(seed)
     values = np.empty(subsets)
     for s in range(subsets):
-        x = f1[rng.choice(f1.shape[0], m, replace=False)]  # (m, D)
-        y = f2[rng.choice(f2.shape[0], m, replace=False)]  # (m, D)
-        kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
-        values[s] = (
-            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-            - 2.0 * kxy.sum() / (m * m)
-        )
+        values[s] = mmd2_unbiased(f1, f2, rng.choice(f1.shape[0], m, replace=False), rng.choice(f2.shape[0], m, replace=False))
     return float(values.mean()), float(values.std())
 
 
-def bootstrap_fid(
-    f_real: np.ndarray, f_fake: np.ndarray, n_boot: int = 20, seed: int = 0, method: str = "svd"
-) -> dict:
-    """Bootstrap spread of FID, resampling the generated (fake) images only.
+def _within_mean(k: np.ndarray, idx: np.ndarray) -> float:
+    """Mean of ``k[a, b]`` over the pairs whose source rows differ (``idx[a] != idx[b]``).
 
-    Each replicate draws N_fake rows of ``f_fake`` with replacement (``f_real`` fixed) and
-    computes :func:`fid_from_features` (by default with the fast exact ``"svd"`` method).
-    Duplicated rows reduce the effective sample size, and FID is biased upward at small N, so
-    replicates tend to lie above the point estimate: read the interval as a spread, not as a
-    bias-corrected confidence interval.
-
-    Args:
-        f_real: (N_real, D) features of real images.
-        f_fake: (N_fake, D) features of generated images.
-        n_boot: number of replicates.
-        seed: seed of the resampling (``np.random.default_rng``).
-        method: see :func:`fid_from_features`.
-
-    Returns:
-        ``{"low": 2.5th percentile, "high": 97.5th percentile, "std": std (ddof = 1),
-        "mean": mean, "n_boot": n_boot}``.
+    Without duplicates in ``idx`` this is the usual off-diagonal mean ``(sum - trace) / (m (m - 1))``.
+    With duplicates (a bootstrap resample) the pairs of a row with a copy of itself are left out
+    too, as the U-statistic leaves out ``k(x, x)``: every remaining pair is a pair of distinct
+    original rows, all equally likely, so the expected value over resamples is the off-diagonal
+    mean of the original set (counting the copies would add ``k(x, x)`` terms and push it up).
+    NaN when ``idx`` holds fewer than 2 distinct rows.
     """
-    f_real, f_fake = _check_features(f_real, "real"), _check_features(f_fake, "fake")
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
-    rng = np.random.default_rng(seed)
-    n = f_fake.shape[0]
-    values = np.array([fid_from_features(f_real, f_fake[rng.integers(0, n, n)], method) for _ in range(n_boot)])
-    low, high = np.percentile(values, [2.5, 97.5])
-    return {
-        "low": float(low),
-        "high": float(high),
-        "std": float(values.std(ddof=1)),
-        "mean": float(values.mean()),
-        "n_boot": int(n_boot),
-    }
+    distinct = idx[:, None] != idx[None, :]  # (m, m)
+    count = distinct.sum()
+    return float(k[distinct].sum() / count) if count else float("nan")
+
+
+def mmd2_unbiased(f1: np.ndarray, f2: np.ndarray, i1: np.ndarray, i2: np.ndarray) -> float:
+    """Unbiased MMD^2 with the KID kernel between rows ``i1`` of ``f1`` and rows ``i2`` of ``f2``
+    (index arrays; repeated indices allowed, see :func:`_within_mean`)."""
+    x, y = f1[i1], f2[i2]  # (m1, D), (m2, D)
+    return _within_mean(_poly_kernel(x, x), i1) + _within_mean(_poly_kernel(y, y), i2) - 2.0 * float(_poly_kernel(x, y).mean())
 
 
 def fid_kid_dirs(

@@ -17,6 +17,7 @@ from lib.io import write_json
 from lib.report.common import is_finite, to_float
 from lib.report.denoise_runs import CNN, denoise_labels, reference_run, runs_on
 from lib.report.translation import runtime_series, time_quality_points
+from lib.report.translation_curves import curve_plot_table
 
 __all__ = [
     "HEADLINE_SIZES",
@@ -75,6 +76,7 @@ def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoi
     from the timing stage where it measured both, else from the speed benchmark);
     ``psnr_<model>`` (``s<sigma>``, e.g. ``s25``: mean PSNR in dB on ``set_name`` per noise level, every
     denoiser of ``denoise_eval.json``'s summary; official weights as ``<model>_official``).
+    ``kid_smoothed``: KID as the mean of the last learning-curve points (:mod:`lib.translation.curves`).
     Values are rounded (FID 1 decimal, KID and mIoU 3, speed-ups and dB 2); missing ones are left out.
 
     Args:
@@ -90,7 +92,7 @@ def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoi
         has_fid = not real or bool(r.get("fid_between"))
         values = {"fid": _round(r.get("fid"), 1) if has_fid else None,
                   "kid": _round(r.get("kid"), 3) if has_fid else None,
-                  "miou": _round(r.get("miou"), 3)}
+                  "miou": _round(r.get("miou"), 3), "kid_smoothed": _round(r.get("kid_smoothed"), 3)}
         rows["translation_" + ("real_photos" if real else r["model"])] = {k: v for k, v in values.items() if v is not None}
     speed = _speedups(timing_json, benchmark)
     for h, w in HEADLINE_SIZES:
@@ -145,6 +147,10 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
             return to_float(ea[hi]) < to_float(ep[lo]) or to_float(ep[hi]) < to_float(ea[lo])
 
         fid_better, miou_better = a["fid"] < p["fid"], a["miou"] > p["miou"]
+        kid_text = ""
+        if "kid_smoothed" in a and "kid_smoothed" in p:  # the small-N measure, smoothed over the last curve points
+            fid_better = a["kid_smoothed"] < p["kid_smoothed"]
+            kid_text = f"KID (mean of the last learning-curve points) {a['kid_smoothed']:.3f} vs {p['kid_smoothed']:.3f}, "
         if fid_better and miou_better:
             verdict = "better than pix2pixHD on both measures"
         elif not fid_better and not miou_better:
@@ -155,7 +161,7 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
         fid_real = f"; real photos {real['fid']:.1f}" if "fid" in real else ""
         miou_real = f"; real photos {real['miou']:.3f}" if "miou" in real else ""
         parts.append(
-            f"**Quality:** ASAPNet is {verdict}{clear}: FID {a['fid']:.1f} vs {p['fid']:.1f} (lower is better{fid_real}), "
+            f"**Quality:** ASAPNet is {verdict}{clear}: {kid_text}FID {a['fid']:.1f} vs {p['fid']:.1f} (lower is better{fid_real}), "
             f"mIoU {a['miou']:.3f} vs {p['miou']:.3f} (higher is better{miou_real}); "
             f"{_link('quality table', anchors.get('quality'))}."
         )
@@ -265,7 +271,7 @@ def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any
 
 def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval: Mapping[str, Any],
                 denoise_losses: Mapping[str, pd.DataFrame], benchmark: pd.DataFrame | None = None,
-                set_name: str = "bsd68") -> dict[str, pd.DataFrame]:
+                set_name: str = "bsd68", curves: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The small tidy CSVs of the ``dvc plots`` views (``dvc.yaml``, top-level ``plots``), by file stem.
 
     Every table has a ``series`` column (the legend: the repository's templates in
@@ -273,7 +279,9 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     (the lines of :func:`lib.report.translation.runtime_series`: this run, the speed benchmark,
     the paper's Fig. 1 GPU values, the official code); ``quality_vs_time``: one row per evaluated
     generator (time as trained, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
-    ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss).
+    ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss);
+    with ``curves`` (``translation_curves.csv``), ``translation_curves``: series, step, minutes, kid, fid,
+    miou (:func:`lib.report.translation_curves.curve_plot_table`).
     """
     runtime = runtime_series(timing, benchmark)
     runtime = runtime.assign(size=runtime["height"].astype(str) + "x" + runtime["width"].astype(str), ms=runtime["ms"].round(1))
@@ -290,5 +298,8 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     losses = [pd.DataFrame({"series": run, "step": f["step"], "loss": f["loss"].astype(float).map(lambda v: float(f"{v:.5g}"))})
               for run, f in denoise_losses.items()]
     loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame(columns=["series", "step", "loss"])
-    return {"runtime_vs_size": runtime.reset_index(drop=True), "quality_vs_time": quality, "psnr_vs_sigma": psnr.reset_index(drop=True),
-            "denoise_losses": loss}
+    tables = {"runtime_vs_size": runtime.reset_index(drop=True), "quality_vs_time": quality,
+              "psnr_vs_sigma": psnr.reset_index(drop=True), "denoise_losses": loss}
+    if curves is not None:
+        tables["translation_curves"] = curve_plot_table(curves)
+    return tables

@@ -21,6 +21,7 @@ __all__ = [
     "translation_table",
     "time_quality_points",
     "plot_time_vs_quality",
+    "model_colors",
     "runtime_series",
     "plot_runtime_vs_megapixels",
     "speedup_table",
@@ -145,8 +146,10 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.
     Columns: ``params (M)`` and ``GMAC`` of the paper config at 256x512 (:data:`PAPER_SIZE`) and
     as trained; ``time HxW (ms)`` per timed size (paper config, all threads, median; a skipped
     cell reads ``skipped (predicted X s)``); ``time as trained (ms)`` at the trained size;
-    ``N``; ``FID [95% CI]`` (bootstrap percentile interval); ``KID ± std``; ``mIoU [95% CI]``;
-    ``pixel accuracy``. The ``real photos`` row holds the segmenter's mIoU ceiling and, where
+    ``N``; ``FID [95% CI]`` and ``KID [95% CI]`` (bootstrap percentile intervals over real and
+    generated images; files without a KID interval show KID alone); ``KID, smoothed final`` (mean
+    of the last learning-curve points, :mod:`lib.translation.curves`; :data:`MISSING` without a
+    curve); ``mIoU [95% CI]``; ``pixel accuracy``. The ``real photos`` row holds the segmenter's mIoU ceiling and, where
     computed, the FID of real training vs real test photos (``fid_between``). Numbers not
     measured are NaN (numeric columns) or :data:`MISSING`.
 
@@ -180,8 +183,8 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.
         real_fid = m != "real" or bool(e.get("fid_between"))
         row["N"] = int(e["n"]) if is_finite(e.get("n")) else MISSING
         row["FID [95% CI]"] = _interval(e.get("fid"), e.get("fid_boot_low"), e.get("fid_boot_high"), 1) if real_fid else MISSING
-        kid = e.get("kid")
-        row["KID ± std"] = f"{to_float(kid):.4f} ± {to_float(e.get('kid_std')):.4f}" if real_fid and is_finite(kid) else MISSING
+        row["KID [95% CI]"] = _interval(e.get("kid"), e.get("kid_boot_low"), e.get("kid_boot_high"), 4) if real_fid else MISSING
+        row["KID, smoothed final"] = f"{to_float(e['kid_smoothed']):.4f}" if is_finite(e.get("kid_smoothed")) else MISSING
         row["mIoU [95% CI]"] = _interval(e.get("miou"), e.get("miou_boot_low"), e.get("miou_boot_high"), 3)
         row["pixel accuracy"] = f"{to_float(e['pixel_accuracy']):.3f}" if is_finite(e.get("pixel_accuracy")) else MISSING
         out.append(row)
@@ -223,11 +226,14 @@ def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> p
                                       "kid", "kid_std", "miou", "miou_low", "miou_high", "n"])
 
 
-def _model_colors(models: list[str]) -> dict[str, Any]:
+def model_colors(models: list[str]) -> dict[str, Any]:
+    """One colour per model: the named models of :data:`MODEL_ORDER` keep theirs in every figure."""
     palette = sns.color_palette("colorblind", max(len(MODEL_ORDER), len(models)))
     named = {m: palette[i] for i, m in enumerate(MODEL_ORDER)}
     rest = [c for c in palette if c not in named.values()]
     return {m: named.get(m) or rest[i % max(1, len(rest))] for i, m in enumerate(models)}
+
+
 def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out: str | Path | None = None) -> plt.Figure:
     """Inference time vs FID (left) and vs mIoU (right), one labelled point per model.
 
@@ -246,7 +252,7 @@ def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out
     pts = time_quality_points(eval_json, timing).dropna(subset=["time_ms"])
     meta = eval_json.get("meta", {})
     real = next((r for r in eval_json.get("rows", []) if r["model"] == "real"), {})
-    colors = _model_colors(list(pts["model"]))
+    colors = model_colors(list(pts["model"]))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     panels = [("fid", "FID (lower is better)"), ("miou", "mIoU (higher is better)")]
     for ax, (key, ylabel) in zip(axes, panels):
@@ -338,7 +344,7 @@ def plot_runtime_vs_megapixels(timing: pd.DataFrame, out: str | Path | None = No
         benchmark: ``benchmarks/results/translation_speed_cpu.csv`` as a frame (optional).
     """
     series = runtime_series(timing, benchmark, official)
-    colors = _model_colors(list(dict.fromkeys(series["model"])))
+    colors = model_colors(list(dict.fromkeys(series["model"])))
     styles = {"this run": ("-", "o", "full"), "benchmark, this CPU": ("-.", "D", "none"), "paper Fig. 1 (GPU)": ("--", "s", "none"), "official code, this CPU": (":", "X", "full")}
     fig, ax = plt.subplots(figsize=(8, 5))
     for (source, label), part in series.groupby(["source", "series"], sort=False):

@@ -19,16 +19,17 @@ __all__ = ["quality_table", "speed_table", "speedup_display", "official_display"
 
 def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
     """The quality half of :func:`translation_table`, for display: one row per evaluated generator
-    and the real photos; N, FID, KID, mIoU, pixel accuracy, and the generator as trained (params,
+    and the real photos; N, FID, KID (final and smoothed), mIoU, pixel accuracy, and the generator as trained (params,
     median ms at the trained size). Text cells; :data:`MISSING` where a value does not exist."""
     full = translation_table(eval_json, timing)
     evaluated = [MODEL_LABELS.get(r["model"], r["model"]) for r in eval_json.get("rows", [])]
     t = full.loc[[i for i in full.index if i in evaluated]]
     size = next((s for s in t["trained size"] if s != MISSING), "?")
-    cols = {"N": "N", "FID [95% CI]": "FID [95% CI]", "KID ± std": "KID ± std", "mIoU [95% CI]": "mIoU [95% CI]",
+    cols = {"N": "N", "FID [95% CI]": "FID [95% CI]", "KID [95% CI]": "KID [95% CI]",
+            "KID, smoothed final": "KID, last 3 curve points", "mIoU [95% CI]": "mIoU [95% CI]",
             "pixel accuracy": "pixel acc.", "params (M), as trained": "params (M)",
             "time as trained (ms)": f"ms / image ({size})"}
-    out = format_frame(t[list(cols)].rename(columns=cols), {"N": 0, "pixel": 3, "params": 2, "ms": 0})
+    out = format_frame(t[list(cols)].rename(columns=cols), {"N": 0, "KID": 4, "pixel": 3, "params": 2, "ms": 0})
     out.index.name = None
     return out
 

@@ -7,12 +7,14 @@ Protocol (docs/design.md#translation-protocol), applied to every trained generat
    uint8 PNG, under the same names.
 2. **FID / KID** (:func:`fid_kid`): pytorch-fid's InceptionV3 pool3 features (2048-d) of
    both folders, computed once per folder; FID (Frechet distance of the fitted Gaussians)
-   and KID (unbiased MMD^2, cubic polynomial kernel) from the same features; a bootstrap
-   spread of FID from ``n_boot`` resamplings (with replacement) of the generated images,
-   each computed with the exact ``"svd"`` method. N (images per side) is recorded.
+   and KID (unbiased MMD^2, cubic polynomial kernel) from the same features; 95% bootstrap
+   percentile intervals of FID and KID from ``n_boot`` replicates, each resampling the real
+   and the generated images independently with replacement (:mod:`lib.metrics.bootstrap`;
+   FID with the exact ``"svd"`` method). N (images per side) is recorded.
 3. **mIoU** (:func:`lib.translation.segmentation_eval.segmentation_scores`): a segmenter
    predicts classes on the generated images; the confusion matrix against the test label maps
-   (as class ids) is summed over images and gives mIoU, pixel accuracy and per-class IoU; a
+   (as class ids) is summed over images and gives mIoU, pixel accuracy and per-class IoU
+   (:func:`lib.translation.segmentation_eval.per_class_frame`); a
    bootstrap over images gives the spread of mIoU. The same segmenter on the real test photos
    gives the ceiling (:func:`evaluate_real`). Which segmenter produced the numbers is recorded
    in every row: the U-Net trained here on the real training photos (:mod:`lib.train.segmenter`, :mod:`lib.models.segmentation`),
@@ -21,8 +23,12 @@ Protocol (docs/design.md#translation-protocol), applied to every trained generat
 
 :data:`FID_CAVEAT` states the small-N bias of FID; the report prints it beside the values.
 
+The generator evaluated is ``generator.pt`` of the training run (the EMA weights where the run
+keeps an average) and, for runs written before it existed, ``checkpoint.pt`` (:func:`eval_checkpoint`).
+
 Outputs (:func:`write_results`): a JSON ``{"meta": {...}, "rows": [...]}`` with one row per
-model plus ``"real"``, and a CSV of the same rows (:data:`ROW_COLUMNS`) for the plots.
+model plus ``"real"``, a CSV of the same rows (:data:`ROW_COLUMNS`) for the plots and a CSV of
+the per-class IoU (one row per model and class).
 """
 from __future__ import annotations
 
@@ -41,16 +47,20 @@ from lib.checkpoint import load_checkpoint
 from lib.data.labels import LabelSet
 from lib.device import resolve_device
 from lib.io import write_csv, write_json
+from lib.metrics import bootstrap
 from lib.metrics import fid as fidlib
 from lib.paths import ROOT
 from lib.models import load_model, model_name
 from lib.models.segmentation import DRN_CITYSCAPES_MEAN, DRN_CITYSCAPES_STD, load_torchscript_segmenter
 from lib.translation.image_sets import generate_test_images, reference_images
-from lib.translation.segmentation_eval import segmentation_scores, test_targets
+from lib.train.gan_outputs import EVAL_GENERATOR_NAME
+from lib.train.loop import CHECKPOINT_NAME
+from lib.translation.segmentation_eval import per_class_frame, segmentation_scores, test_targets
 
 __all__ = [
     "TranslationEvalConfig",
     "prepare_device",
+    "eval_checkpoint",
     "load_inception",
     "fid_kid",
     "build_segmenter",
@@ -64,7 +74,7 @@ __all__ = [
 
 ROW_COLUMNS = (
     "model", "n", "fid", "fid_boot_low", "fid_boot_high", "fid_boot_std", "kid", "kid_std",
-    "miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
+    "kid_boot_low", "kid_boot_high", "miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
     "mean_class_accuracy", "fid_between", "segmenter",
 )
 FID_CAVEAT = (
@@ -72,13 +82,16 @@ FID_CAVEAT = (
     "images than the 2048 feature dimensions the covariances are rank-deficient (pytorch-fid "
     "warns against N < 2048). Values at this N compare models with each other at the same N "
     "only, not with published FIDs (computed on 500 Cityscapes val images or more); KID is "
-    "unbiased, and the bootstrap interval shows the spread over the generated images."
+    "unbiased and is the measure to compare at this N; the bootstrap intervals (real and generated "
+    "images resampled) show the spread. Resampling with replacement duplicates images, which biases "
+    "FID replicates upward, so the FID interval can sit above the estimate."
 )
 PROTOCOL = (
     "FID/KID: pytorch-fid InceptionV3 pool3 (2048-d) features of the generated test images vs "
     "the real test photos at the same resolution (uint8 PNG); KID = unbiased MMD^2 with "
-    "k(x, y) = (x.y/d + 1)^3 over random subsets; FID bootstrap: 2.5/97.5 percentiles over "
-    "resamplings of the generated images (svd method). mIoU: dataset-level confusion matrix "
+    "k(x, y) = (x.y/d + 1)^3, mean over random subsets; FID and KID intervals: 2.5/97.5 percentiles "
+    "of bootstrap replicates that resample the real and the generated images independently (FID: svd "
+    "method; KID: whole-set unbiased MMD^2, pairs of an image with its own copy left out). mIoU: dataset-level confusion matrix "
     "of the segmenter's predictions vs the test label maps (class ids), bootstrap over images."
 )
 
@@ -89,7 +102,7 @@ class TranslationEvalConfig:
 
     Attributes:
         seed: seeds the KID subsets, the bootstraps and the reference-image pick.
-        n_boot: bootstrap replicates for the FID and mIoU spreads (>= 2).
+        n_boot: bootstrap replicates for the FID, KID and mIoU intervals (>= 2).
         batch_size: images per forward (generator, Inception, segmenter).
         fid_weights: a local FID Inception weights file; ``None`` looks in the hub cache,
             ``$ASAPNET_WEIGHTS`` and ``data/raw/weights`` (:func:`lib.metrics.fid.ensure_inception_weights`).
@@ -152,6 +165,21 @@ def prepare_device(cfg: TranslationEvalConfig) -> torch.device:
     return resolve_device(cfg.device)
 
 
+def eval_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The generator to evaluate in a training run's folder: ``generator.pt`` (the evaluation
+    generator, EMA weights where the run keeps an average) when it exists, else the training
+    checkpoint ``checkpoint.pt`` (runs written before ``generator.pt`` existed).
+
+    Raises:
+        FileNotFoundError: neither file exists (names both).
+    """
+    run_dir = Path(run_dir)
+    for name in (EVAL_GENERATOR_NAME, CHECKPOINT_NAME):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir}: no {EVAL_GENERATOR_NAME} or {CHECKPOINT_NAME} to evaluate (run the training stage)")
+
+
 def _project_path(path: str | os.PathLike) -> Path:
     """A params path: absolute as given, relative ones against the project root."""
     path = Path(path).expanduser()
@@ -181,20 +209,21 @@ def fid_kid(
     model: nn.Module | None = None,
     real_features: np.ndarray | None = None,
 ) -> dict:
-    """FID and KID between two image folders, with a bootstrap spread of FID.
+    """FID and KID between two image folders, with bootstrap intervals of both.
 
     Features (:func:`lib.metrics.fid.activations`, read as pytorch-fid reads folders) are
     computed once per folder (``real_features`` reuses the real folder's). Then
     ``FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` with ``method``;
     ``KID = mean over subsets of MMD^2_u`` with ``k(x, y) = (x.y / d + 1)^3``
     (:func:`lib.metrics.fid.kid_from_features`); the bootstrap recomputes FID (``"svd"``
-    method) on ``n_boot`` resamplings with replacement of the generated images, real fixed
-    (:func:`lib.metrics.fid.bootstrap_fid`). FID is biased at small N (:data:`FID_CAVEAT`).
+    method) and KID on ``n_boot`` replicates that resample the real and the generated features
+    independently with replacement (:mod:`lib.metrics.bootstrap`). FID is biased at small N
+    (:data:`FID_CAVEAT`).
 
     Args:
         real_dir: folder of real images.
         fake_dir: folder of generated images.
-        n_boot: bootstrap replicates (>= 2).
+        n_boot: bootstrap replicates (>= 2; 0: no intervals, their keys are NaN).
         seed: seed of the KID subsets and of the bootstrap.
         weights_file: FID Inception weights (see :func:`lib.metrics.fid.ensure_inception_weights`);
             ignored when ``model`` is given.
@@ -210,7 +239,7 @@ def fid_kid(
 
     Returns:
         ``dict(fid, fid_boot_low, fid_boot_high, fid_boot_std, fid_boot_mean, kid, kid_std,
-        n, n_real)``; ``n`` is the number of generated images.
+        kid_boot_low, kid_boot_high, kid_boot_mean, n, n_real)``; ``n`` is the number of generated images.
     """
     fake_files = fidlib.list_images(fake_dir)
     if model is None:
@@ -218,15 +247,15 @@ def fid_kid(
     f_real = real_features if real_features is not None else fidlib.activations(real_dir, model, batch_size, device)
     f_fake = fidlib.activations(fake_files, model, batch_size, device)
     kid, kid_std = fidlib.kid_from_features(f_real, f_fake, kid_subsets, kid_subset_size, seed)
-    boot = fidlib.bootstrap_fid(f_real, f_fake, n_boot, seed, method="svd")
+    nan = {"low": float("nan"), "high": float("nan"), "std": float("nan"), "mean": float("nan")}
+    boot = bootstrap.bootstrap_fid(f_real, f_fake, n_boot, seed, method="svd") if n_boot else nan
+    kboot = bootstrap.bootstrap_kid(f_real, f_fake, n_boot, seed) if n_boot else nan
     return {
         "fid": fidlib.fid_from_features(f_real, f_fake, method),
-        "fid_boot_low": boot["low"],
-        "fid_boot_high": boot["high"],
-        "fid_boot_std": boot["std"],
-        "fid_boot_mean": boot["mean"],
+        **{f"fid_boot_{k}": boot[k] for k in ("low", "high", "std", "mean")},
         "kid": kid,
         "kid_std": kid_std,
+        **{f"kid_boot_{k}": kboot[k] for k in ("low", "high", "mean")},
         "n": int(f_fake.shape[0]),
         "n_real": int(f_real.shape[0]),
     }
@@ -304,12 +333,13 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     real_features: np.ndarray | None = None,
     targets: Mapping[str, Tensor] | None = None,
+    intervals: bool = True,
 ) -> dict:
     """One result row for one generator: generate the test images, FID/KID, mIoU.
 
     Args:
         name: the model's name in the results (e.g. ``asapnet``).
-        checkpoint: its training checkpoint.
+        checkpoint: its generator checkpoint (:func:`eval_checkpoint`, or a learning-curve snapshot).
         dataset: the test items at the evaluation size.
         labels: the label set of the dataset.
         real_dir: the folder of :func:`lib.translation.image_sets.real_test_images` for the same dataset.
@@ -320,19 +350,21 @@ def evaluate_model(
         device: where the networks run.
         real_features: Inception features of ``real_dir`` (computed once by the caller).
         targets: :func:`test_targets` of ``dataset`` (computed when ``None``).
+        intervals: compute the bootstrap intervals (``False``: NaN, e.g. for learning-curve points).
 
     Returns:
-        A row with the :data:`ROW_COLUMNS` keys plus ``per_class_iou``, ``n_real`` and
-        ``fid_boot_mean``.
+        A row with the :data:`ROW_COLUMNS` keys plus ``per_class_iou``, ``n_real``,
+        ``fid_boot_mean`` and ``kid_boot_mean``.
     """
     files = generate_test_images(checkpoint, dataset, out_dir, cfg.batch_size, device)
     _check_names(fidlib.list_images(real_dir), files, name)
     targets = test_targets(dataset, labels) if targets is None else targets
-    scores = fid_kid(real_dir, out_dir, cfg.n_boot, cfg.seed, batch_size=cfg.batch_size, device=device,
+    n_boot = cfg.n_boot if intervals else 0
+    scores = fid_kid(real_dir, out_dir, n_boot, cfg.seed, batch_size=cfg.batch_size, device=device,
                      method=cfg.fid_method, kid_subsets=cfg.kid_subsets, kid_subset_size=cfg.kid_subset_size,
                      model=inception, real_features=real_features)
     seg = segmentation_scores(segmenter[0], files, targets, labels.num_classes, labels.ignore_index,
-                              batch_size=cfg.batch_size, device=device, n_boot=cfg.n_boot, seed=cfg.seed)
+                              batch_size=cfg.batch_size, device=device, n_boot=n_boot, seed=cfg.seed)
     return _row(name, scores, seg, "generated test images vs real test photos", segmenter[1])
 
 
@@ -364,7 +396,8 @@ def evaluate_real(
                               batch_size=cfg.batch_size, device=device, n_boot=cfg.n_boot, seed=cfg.seed)
     nan = float("nan")
     scores: dict[str, Any] = dict(fid=nan, fid_boot_low=nan, fid_boot_high=nan, fid_boot_std=nan, fid_boot_mean=nan,
-                                  kid=nan, kid_std=nan, n=seg["n"], n_real=seg["n"])
+                                  kid=nan, kid_std=nan, kid_boot_low=nan, kid_boot_high=nan, kid_boot_mean=nan,
+                                  n=seg["n"], n_real=seg["n"])
     between = ""
     if cfg.real_reference:
         if reference_set is None or reference_dir is None or inception is None:
@@ -381,14 +414,15 @@ def _row(name: str, scores: Mapping[str, Any], seg: Mapping[str, Any], between: 
     row = {
         "model": name,
         "n": int(scores["n"]),
-        **{k: float(scores[k]) for k in ("fid", "fid_boot_low", "fid_boot_high", "fid_boot_std", "kid", "kid_std")},
+        **{k: float(scores[k]) for k in ("fid", "fid_boot_low", "fid_boot_high", "fid_boot_std", "kid", "kid_std",
+                                         "kid_boot_low", "kid_boot_high")},
         **{k: float(seg[k]) for k in ("miou", "miou_boot_low", "miou_boot_high", "miou_boot_std", "pixel_accuracy",
                                       "mean_class_accuracy")},
         "fid_between": between,
         "segmenter": segmenter,
     }
     row.update(per_class_iou=list(seg["per_class_iou"]), n_real=int(scores["n_real"]),
-               fid_boot_mean=float(scores["fid_boot_mean"]))
+               fid_boot_mean=float(scores["fid_boot_mean"]), kid_boot_mean=float(scores["kid_boot_mean"]))
     return row
 
 
@@ -398,13 +432,18 @@ def write_results(
     json_path: str | os.PathLike,
     csv_path: str | os.PathLike,
     class_names: Sequence[str] | None = None,
+    per_class_path: str | os.PathLike | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Writes the rows as JSON (``{"meta", "rows"}``, every key) and CSV (:data:`ROW_COLUMNS`), atomically.
 
-    With ``class_names`` the JSON rows' ``per_class_iou`` becomes ``{class name: IoU}``.
+    With ``class_names`` the JSON rows' ``per_class_iou`` becomes ``{class name: IoU}``, and
+    ``per_class_path`` (if given) gets the long table of
+    :func:`lib.translation.segmentation_eval.per_class_frame` (model, class_id, class, iou).
+    ``extra``: more top-level JSON entries (e.g. the learning-curve summary).
 
     Raises:
-        ValueError: a row without a :data:`ROW_COLUMNS` key (named).
+        ValueError: a row without a :data:`ROW_COLUMNS` key (named); ``per_class_path`` without ``class_names``.
     """
     import pandas as pd
 
@@ -419,6 +458,11 @@ def write_results(
                 raise ValueError(f"{len(class_names)} class names for {len(r['per_class_iou'])} IoUs")
             r["per_class_iou"] = dict(zip(class_names, r["per_class_iou"]))
         out_rows.append(r)
-    write_json(json_path, {"meta": dict(meta), "rows": out_rows, "fid_caveat": FID_CAVEAT, "protocol": PROTOCOL})
+    if per_class_path is not None:
+        if class_names is None:
+            raise ValueError("per_class_path needs class_names")
+        write_csv(per_class_path, per_class_frame(rows, class_names))
+    write_json(json_path, {"meta": dict(meta), "rows": out_rows, "fid_caveat": FID_CAVEAT, "protocol": PROTOCOL,
+                           **dict(extra or {})})
     write_csv(csv_path, pd.DataFrame([{c: r[c] for c in ROW_COLUMNS} for r in rows], columns=list(ROW_COLUMNS)))
     return Path(json_path), Path(csv_path)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -14,13 +15,14 @@ from lib.data.images import read_image
 from lib.data.labels import LabelSet
 from lib.data.transforms import photo_to_tensor
 from lib.metrics import fid as fidlib
+from lib.metrics.bootstrap import BOOT_PERCENTILES, percentile_summary
 from lib.metrics.miou import confusion_matrix, scores_from_confusion
 from lib.models.segmentation import segment
 from lib.translation.image_sets import item_stem
 
-__all__ = ["test_targets", "segmentation_scores", "BOOT_PERCENTILES"]
+__all__ = ["test_targets", "segmentation_scores", "per_class_frame", "PER_CLASS_COLUMNS", "BOOT_PERCENTILES"]
 
-BOOT_PERCENTILES = (2.5, 97.5)  # two-sided 95% percentile interval
+PER_CLASS_COLUMNS = ("model", "class_id", "class", "iou")
 
 
 def test_targets(dataset: Dataset, labels: LabelSet) -> dict[str, Tensor]:
@@ -133,6 +135,29 @@ def segmentation_scores(
         rng = np.random.default_rng(seed)
         n = cms.shape[0]
         values = np.array([scores_from_confusion(cms[rng.integers(0, n, n)].sum(0))["miou"] for _ in range(n_boot)])
-        low, high = np.percentile(values, BOOT_PERCENTILES)
-        out.update(miou_boot_low=float(low), miou_boot_high=float(high), miou_boot_std=float(values.std(ddof=1)))
+        boot = percentile_summary(values, n_boot)
+        out.update(miou_boot_low=boot["low"], miou_boot_high=boot["high"], miou_boot_std=boot["std"])
     return out
+
+
+def per_class_frame(rows: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> pd.DataFrame:
+    """The per-class IoU of evaluation rows as a long table (:data:`PER_CLASS_COLUMNS`): one row per
+    model and class, in row and class-id order; NaN where the class is absent from both the label
+    maps and the predictions.
+
+    Args:
+        rows: result rows with ``model`` and ``per_class_iou`` (a list in class-id order, or
+            ``{class name: IoU}``).
+        class_names: one name per class id (:attr:`lib.data.labels.LabelSet.class_names`).
+
+    Raises:
+        ValueError: a row whose IoU count differs from the number of class names (named).
+    """
+    out = []
+    for r in rows:
+        ious = r["per_class_iou"]
+        ious = [ious.get(c, float("nan")) for c in class_names] if isinstance(ious, Mapping) else list(ious)
+        if len(ious) != len(class_names):
+            raise ValueError(f"row {r['model']!r}: {len(ious)} per-class IoUs for {len(class_names)} class names")
+        out += [{"model": r["model"], "class_id": i, "class": c, "iou": float(v)} for i, (c, v) in enumerate(zip(class_names, ious))]
+    return pd.DataFrame(out, columns=list(PER_CLASS_COLUMNS))
