@@ -40,6 +40,68 @@ def weights_mirror() -> Path:
     return _mirror("ASAPNET_WEIGHTS")
 
 
+# ----------------------------------------------------------------------------- a project copy for `dvc repro`
+# Shared by tests/test_pipeline.py (smoke scale) and tests/test_paper_path.py (paper path at smoke size).
+
+
+def run_checked(cmd: list[str], cwd: Path, env: dict) -> str:
+    """Runs ``cmd``; its stdout + stderr, or an AssertionError holding their tails when it fails."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout + proc.stderr
+
+
+def project_copy(dest: Path, data_mirror: Path, weights_mirror: Path, overlays: list[str]) -> dict:
+    """Copies the tracked and untracked-not-ignored files of the project to ``dest`` as a fresh git
+    repo, without the results committed from the default scale, with the scale ``overlays``
+    (``scales/*.yaml``, in order) applied to its ``params.yaml``.
+
+    Returns:
+        The environment to run ``dvc`` in the copy with (its own ``lib/``, the mirrors, caches under ``dest``).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    from lib import config
+    from lib.paths import ROOT
+
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+        capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    # Results committed from the default scale are removed so the run rebuilds them.
+    for rel in ("reports/index.html", "dvc.lock"):
+        (dest / rel).unlink(missing_ok=True)
+    shutil.rmtree(dest / "reports" / "metrics", ignore_errors=True)
+    for overlay in overlays:
+        config.apply_overlay(dest / overlay, dest / "params.yaml")
+    venv_bin = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ASAPNET_DATA": str(data_mirror),
+        "ASAPNET_WEIGHTS": str(weights_mirror),
+        "TORCH_HOME": str(dest / ".cache" / "torch"),
+        "MPLCONFIGDIR": str(dest / ".cache" / "mpl"),
+        "DVC_SITE_CACHE_DIR": str(dest / ".cache" / "dvc-site"),
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONPATH": str(dest),  # the copy's lib/, not the checkout's
+    }
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run_checked(cmd, dest, env)
+    return env
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--golden", default=None, help="folder of the official generators' golden outputs "
                      "(overrides $ASAPNET_GOLDEN; tests/test_golden.py)")

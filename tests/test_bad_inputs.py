@@ -334,6 +334,29 @@ def _unknown_model_in_checkpoint(env: Env) -> Expect:
     return Expect(lambda: load_model(ckpt), ValueError, [str(ckpt), "asapnet_v9"])
 
 
+@error_row
+def _missing_vgg19_weights(env: Env) -> Expect:
+    from lib.stages import load_stage
+    from lib.translation.requirements import VGG19_URL, require_training_files
+
+    vgg = env.tmp / "weights" / "vgg19-dcbb9e9d.pth"
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["pix2pixhd"]["loss"].update(vgg_weights=str(vgg)))
+    _, stage = load_stage("train_translation", path)
+    return Expect(lambda: require_training_files(stage, "pix2pixhd"), FileNotFoundError,
+                  [str(vgg), "train_translation.models.pix2pixhd.loss.vgg_weights", VGG19_URL],
+                  after=lambda: require_training_files(stage, "asapnet"))  # the other recipe has no VGG loss: passes
+
+
+@error_row
+def _missing_torchscript_segmenter(env: Env) -> Expect:
+    from lib.translation.requirements import DRN_URL, require_evaluation_files
+
+    drn = env.tmp / "drn_d_105.pt"
+    return Expect(lambda: require_evaluation_files(str(drn)), FileNotFoundError,
+                  [str(drn), "evaluate_translation.segmenter", DRN_URL],
+                  after=lambda: require_evaluation_files("trained"))  # the pipeline's own segmenter: nothing to check
+
+
 @pytest.mark.parametrize("row", ERRORS)
 def test_bad_input_raises_a_clear_error(row, tmp_path, monkeypatch, capsys, request):
     expect = row(Env(tmp_path, monkeypatch, capsys, request))

@@ -7,61 +7,22 @@ that read it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import project_copy
+from conftest import run_checked as _run
 
 from lib import config
-from lib.paths import ROOT
-
-VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow  # the whole pipeline at the smoke scale: several minutes
-
-
-def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory, data_mirror, weights_mirror):
     """A copy of the tracked and untracked-not-ignored files, as a fresh git repo at the smoke scale."""
     dest = tmp_path_factory.mktemp("smoke") / "repo"
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-        capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    # Results committed from the default scale are removed so the smoke run rebuilds them.
-    for rel in ("reports/index.html", "dvc.lock"):
-        (dest / rel).unlink(missing_ok=True)
-    shutil.rmtree(dest / "reports" / "metrics", ignore_errors=True)
-    config.apply_overlay(dest / "scales" / "smoke.yaml", dest / "params.yaml")
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ASAPNET_DATA": str(data_mirror),
-        "ASAPNET_WEIGHTS": str(weights_mirror),
-        "TORCH_HOME": str(dest / ".cache" / "torch"),
-        "MPLCONFIGDIR": str(dest / ".cache" / "mpl"),
-        "DVC_SITE_CACHE_DIR": str(dest / ".cache" / "dvc-site"),
-        "DVC_NO_ANALYTICS": "1",
-        "PYTHONPATH": str(dest),  # the copy's lib/, not the checkout's
-    }
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"]):
-        _run(cmd, dest, env)
+    env = project_copy(dest, data_mirror, weights_mirror, ["scales/smoke.yaml"])
     log = _run([sys.executable, "-m", "dvc", "repro"], dest, env)
     return dest, env, log
 
