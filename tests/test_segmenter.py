@@ -100,10 +100,13 @@ def test_segment_accepts_ids_and_rejects_bad_shapes():
 # ---------------------------------------------------------------- training
 
 
-def test_training_loss_falls_and_segments_two_colours(tmp_path):
+@pytest.mark.parametrize("kw", [{}, dict(precision="bf16", scale_range=(0.8, 1.25), color_jitter=0.2,
+                                         class_weights="inverse_sqrt")], ids=["fp32", "bf16-augmented-weighted"])
+def test_training_loss_falls_and_segments_two_colours(tmp_path, kw):
     data = TwoColours(8)
-    out = trainer.train_segmenter(_cfg(), data, tmp_path, labels="facades", progress=False)
+    out = trainer.train_segmenter(_cfg(**kw), data, tmp_path, labels="facades", progress=False)
     assert out["steps"] == 30 and out["label_set"] == "facades" and out["num_classes"] == 12
+    assert out["precision"] == kw.get("precision", "fp32")
     rows = read_losses(tmp_path / trainer.LOSSES_NAME)
     assert [r["step"] for r in rows] == list(range(1, 31))
     first, last = np.mean([r["loss"] for r in rows[:3]]), np.mean([r["loss"] for r in rows[-3:]])
@@ -115,6 +118,58 @@ def test_training_loss_falls_and_segments_two_colours(tmp_path):
     pred = seg.segment(model, torch.stack([it["image"] for it in items]))  # (8, 16, 16)
     true = torch.stack([label_set("facades").targets(it["label"]) for it in items])
     assert (pred == true).float().mean() > 0.9
+
+
+def test_zoom_pads_with_ignore_and_crops_inside_the_image():
+    torch.manual_seed(0)
+    image, target = torch.rand(3, 16, 16) * 2 - 1, torch.randint(0, 5, (16, 16))
+    rng = np.random.default_rng(0)
+    same = trainer.augment_item(image, target, rng, (1.0, 1.0), 0.0, 255)
+    assert torch.equal(same[0], image) and torch.equal(same[1], target)
+    for _ in range(5):
+        small_img, small = trainer.augment_item(image, target, rng, (0.5, 0.5), 0.0, 255)
+        # zoom 1/2: the image covers (H/2)^2 of the H^2 output pixels; the rest is padding
+        assert (small == 255).sum() == 16 * 16 - 8 * 8
+        near = nn.functional.max_pool2d((small != 255).float()[None, None], 3, 1, 1)[0, 0] > 0  # (16, 16): valid +- 1 px
+        assert (small_img[:, ~near] == 0).all()  # bilinear padding reaches at most one pixel past the image
+        big_img, big = trainer.augment_item(image, target, rng, (2.0, 2.0), 0.0, 255)
+        assert (big != 255).all() and set(big.unique().tolist()) <= set(target.unique().tolist())
+        assert big_img.shape == image.shape and big.dtype == torch.int64
+
+
+def test_colour_jitter_keeps_targets_and_range():
+    image, target = torch.rand(3, 8, 8) * 2 - 1, torch.randint(0, 5, (8, 8))
+    out, same = trainer.augment_item(image, target, np.random.default_rng(3), (1.0, 1.0), 0.4, 255)
+    assert torch.equal(same, target) and out.min() >= -1 and out.max() <= 1 and not torch.equal(out, image)
+    grey = torch.zeros(3, 8, 8)  # mid grey: contrast and saturation leave it, brightness b scales it
+    out = trainer.augment_item(grey, target, np.random.default_rng(4), (1.0, 1.0), 0.4, 255)[0]
+    b = np.random.default_rng(4).uniform(0.6, 1.4, size=3)[0]
+    torch.testing.assert_close(out, torch.full_like(grey, 0.5 * b * 2 - 1))
+
+
+def test_class_weights_are_inverse_sqrt_of_the_share_with_unit_mean_loss_scale():
+    counts = torch.tensor([900, 100, 0, 25])
+    w = trainer.class_weights(counts)
+    share = counts / counts.sum()
+    assert w[2] == 0
+    torch.testing.assert_close((share * w).sum(), torch.tensor(1.0))
+    torch.testing.assert_close(w[1] / w[0], torch.tensor(3.0))  # sqrt(900 / 100)
+    torch.testing.assert_close(w[3] / w[1], torch.tensor(2.0))  # sqrt(100 / 25)
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_index(tmp_path):
+    cfg = _cfg(scale_range=(0.7, 1.4), color_jitter=0.3)
+    items = trainer._Targets(TwoColours(4), label_set("facades"), cfg, cache=True)
+    items.set_epoch(2)
+    a = items[1]
+    items.set_epoch(0)
+    other = items[1]
+    items.set_epoch(2)
+    b = items[1]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
+    assert not torch.equal(a["image"], other["image"])
+    counts = items.pixel_counts()
+    assert counts.sum() == 4 * 16 * 16 and counts[2:].sum() == 0  # two colours: classes 0 and 1 only
 
 
 def test_trainer_rejects_flipping_datasets_and_wrong_sizes(tmp_path):
@@ -129,6 +184,10 @@ def test_trainer_rejects_flipping_datasets_and_wrong_sizes(tmp_path):
 def test_config_validation_and_the_size_from_the_translation_stage():
     with pytest.raises(ValueError, match="arch"):
         trainer.SegmenterTrainConfig(arch="drn")
+    for bad, key in [(dict(scale_range=(1.5, 1.0)), "scale_range"), (dict(color_jitter=1.0), "color_jitter"),
+                     (dict(class_weights="median"), "class_weights"), (dict(precision="fp16"), "precision")]:
+        with pytest.raises(ValueError, match=key):
+            trainer.SegmenterTrainConfig(**bad)
     assert trainer.SegmenterTrainConfig().total_steps(318) == 8 * 39
     assert trainer.poly_factor(0, 10) == 1.0 and trainer.poly_factor(10, 10) == 0.0
     assert trainer.poly_factor(5, 10) == pytest.approx(0.5**0.9)

@@ -6,15 +6,17 @@ a compact segmentation network (:mod:`lib.models.segmentation`) is trained here 
 training photos of the same dataset, at the translation models' image size
 (:func:`segmenter_config`); its mIoU on the real test photos is the ceiling that the
 generated test images are compared against. Targets come from the dataset's
-:class:`lib.data.labels.LabelSet`. At about 25 GMAC/s and 3x the forward cost per training
-image, the default U-Net sees about 10 images/s: 8 epochs of Facades (318 photos) in about
-5 minutes on a 2-core CPU.
+:class:`lib.data.labels.LabelSet`.
 
 Training recipe (not from the paper; a standard from-scratch segmentation recipe): pixel-wise
-cross-entropy with ``ignore_index = 255``, AdamW (lr 1e-3, weight decay 1e-4), "poly" learning
-rate ``lr * (1 - step / total)^0.9`` (DeepLab, Chen et al. 2017), horizontal flips decided by
-``(seed, epoch, index)``. The loop, data order, resume, checkpoints, loss CSV and DDP are
-:func:`lib.train.loop.run`'s.
+cross-entropy with ``ignore_index = 255`` (optionally class-weighted, :func:`class_weights`),
+AdamW, "poly" learning rate ``lr * (1 - step / total)^0.9`` (DeepLab, Chen et al. 2017),
+horizontal flips decided by ``(seed, epoch, index)``, random zoom-and-crop and colour jitter
+(:func:`augment_item`, drawn from ``(seed, epoch, index)`` too), bf16 autocast where the CPU
+computes in bf16 natively (``precision: auto``). The config's defaults are the plain recipe
+(fp32, no zoom, no jitter, unweighted); ``params.yaml`` holds the default-scale one, whose
+measured effects on the real-photo mIoU are in ``benchmarks/NOTES.md``. The loop, data order,
+resume, checkpoints, loss CSV and DDP are :func:`lib.train.loop.run`'s.
 
 Outputs (rank 0) in ``out_dir``: ``checkpoint.pt`` (``model = "segmenter"``, ``config`` = the
 :class:`lib.models.segmentation.SegmentationNetConfig`; loads with
@@ -26,6 +28,7 @@ import dataclasses
 import os
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -33,6 +36,7 @@ from torch.utils.data import Dataset
 
 from lib.config import ConfigError, from_dict
 from lib.data.labels import LabelSet, label_set
+from lib.device import autocast_dtype_name
 from lib.models.segmentation import ARCHS, SegmentationNet, SegmentationNetConfig
 from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
@@ -43,6 +47,9 @@ __all__ = [
     "segmenter_config",
     "train_segmenter",
     "poly_factor",
+    "augment_item",
+    "class_weights",
+    "CLASS_WEIGHTINGS",
     "MODEL_NAME",
     "CHECKPOINT_NAME",
     "LOSSES_NAME",
@@ -56,15 +63,18 @@ POLY_POWER = 0.9  # DeepLab (Chen et al. 2017): poly learning-rate policy power
 
 # Training settings that fix the trajectory: a checkpoint made with other values cannot be
 # resumed into this run (run length, budget, logging, threads, device and workers may change).
-RESUME_KEYS = ("seed", "arch", "width", "size", "batch_size", "epochs", "lr", "weight_decay", "flip")
+RESUME_KEYS = ("seed", "arch", "width", "size", "batch_size", "epochs", "lr", "weight_decay", "flip",
+               "scale_range", "color_jitter", "class_weights", "precision")
+_AUGMENT_STREAM = 4  # SeedSequence spawn key of the scale/crop/colour draws (flips use sample_rng)
+CLASS_WEIGHTINGS = ("none", "inverse_sqrt")
 
 
 @dataclasses.dataclass(frozen=True)
 class SegmenterTrainConfig:
     """Segmenter training settings (``train_segmenter`` section of ``params.yaml``).
 
-    Not from the paper (its segmenter is a pretrained DRN-D-105); the defaults are the
-    default-scale run: about 5 minutes on a 2-core CPU at 128x128 on Facades.
+    Not from the paper (its segmenter is a pretrained DRN-D-105); the defaults are the plain
+    recipe (module doc), ``params.yaml`` the default-scale run.
 
     Attributes:
         seed: seeds the initial weights, the data order and the flips.
@@ -77,6 +87,17 @@ class SegmenterTrainConfig:
         lr: AdamW peak learning rate (decays by the poly rule to 0 at the end of ``epochs``).
         weight_decay: AdamW weight decay.
         flip: random horizontal flips, decided by ``(seed, epoch, index)``.
+        scale_range: ``(low, high)``: each training item is zoomed by a factor drawn
+            uniformly from this range and cropped (zoom > 1) or padded (zoom < 1, padding
+            ignored by the loss) back to its size at a random offset (:func:`augment_item`);
+            ``(1, 1)`` leaves the geometry unchanged.
+        color_jitter: strength ``j`` of random brightness, contrast and saturation factors
+            drawn uniformly from ``[1 - j, 1 + j]`` (0: none).
+        class_weights: ``"none"`` or ``"inverse_sqrt"``: cross-entropy weight of class ``c``
+            proportional to ``1 / sqrt(f_c)``, ``f_c`` its pixel share in the training set
+            (:func:`class_weights`).
+        precision: ``"auto"`` (bf16 autocast where :func:`lib.device.bf16_autocast_recommended`,
+            else fp32), ``"fp32"`` or ``"bf16"``; the loss is computed in fp32.
         cache: decode the training set once and keep it in memory as uint8 (fast for small
             sets; turn off for the full Cityscapes and use ``workers``; ignored when
             ``workers > 0``).
@@ -96,10 +117,14 @@ class SegmenterTrainConfig:
     width: int = 16  # not from the paper: 0.80 GMAC per 128x128 image (module doc)
     size: int = 0  # 0: train_translation's size (segmenter_config)
     batch_size: int = 8  # not from the paper
-    epochs: int = 8  # not from the paper: about 5 minutes on a 2-core CPU at 128x128
+    epochs: int = 8  # not from the paper
     lr: float = 1e-3  # not from the paper: AdamW default-range rate for a from-scratch U-Net
     weight_decay: float = 1e-4  # not from the paper
     flip: bool = True
+    scale_range: tuple[float, float] = (1.0, 1.0)  # not from the paper; (1, 1): no zoom
+    color_jitter: float = 0.0  # not from the paper
+    class_weights: str = "none"
+    precision: str = "fp32"  # params.yaml says auto
     cache: bool = True
     max_steps: int = 0
     time_budget_s: float = 0.0
@@ -122,6 +147,15 @@ class SegmenterTrainConfig:
             raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
         if self.time_budget_s < 0:
             raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
+        lo, hi = (float(v) for v in self.scale_range)
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}")
+        if not 0 <= self.color_jitter < 1:
+            raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
+        if self.class_weights not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weights must be one of {CLASS_WEIGHTINGS}, got {self.class_weights!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
 
@@ -156,12 +190,69 @@ def poly_factor(step: int, total: int, power: float = POLY_POWER) -> float:
     return max(0.0, 1.0 - step / total) ** power
 
 
+def augment_item(image: Tensor, target: Tensor, rng: np.random.Generator, scale_range: tuple[float, float],
+                 color_jitter: float, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Random zoom-and-crop and colour jitter of one training pair (sizes unchanged).
+
+    Zoom: a factor ``s ~ U(scale_range)``; the output samples the window of side ``1/s`` of
+    the image (in normalised coordinates) centred at an offset ``t ~ U(-|1 - 1/s|, |1 - 1/s|)``
+    per axis, so for ``s >= 1`` the window lies inside the image (a crop of the zoomed image)
+    and for ``s < 1`` the image lies inside the window (the rest is padding: 0 in the image,
+    ``ignore_index`` in the target). Image bilinear, target nearest (:func:`F.grid_sample`).
+    Colour: brightness, contrast (about the image mean) and saturation (about the grey value)
+    factors each ``~ U(1 - j, 1 + j)``, applied in ``[0, 1]`` and clipped.
+
+    Args:
+        image: (3, H, W) in ``[-1, 1]``.
+        target: (H, W) int64 class ids (``ignore_index`` for ignored pixels).
+        rng: the draws' generator.
+        scale_range: ``(low, high)`` zoom factors.
+        color_jitter: ``j`` (0: no colour change).
+        ignore_index: target value of padding.
+
+    Returns:
+        ``(image (3, H, W), target (H, W) int64)``.
+    """
+    lo, hi = scale_range
+    if (lo, hi) != (1.0, 1.0):
+        s = float(rng.uniform(lo, hi))
+        span = abs(1.0 - 1.0 / s)
+        tx, ty = (float(v) for v in rng.uniform(-span, span, size=2))
+        theta = torch.tensor([[[1.0 / s, 0.0, tx], [0.0, 1.0 / s, ty]]])  # (1, 2, 3): output -> input coordinates
+        grid = F.affine_grid(theta, [1, 1, *image.shape[-2:]], align_corners=False)  # (1, H, W, 2)
+        image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]  # (3, H, W)
+        shifted = (target + 1).float()[None, None]  # (1, 1, H, W): 0 marks padding after sampling
+        ids = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0, 0].long() - 1  # (H, W)
+        target = torch.where(ids < 0, torch.full_like(ids, ignore_index), ids)
+    if color_jitter > 0:
+        b, c, sat = (float(v) for v in rng.uniform(1 - color_jitter, 1 + color_jitter, size=3))
+        x = (image + 1) / 2 * b  # [0, 1] scale, brightness
+        x = (x - x.mean()) * c + x.mean()
+        grey = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None]  # (1, H, W): ITU-R BT.601 luma
+        x = ((x - grey) * sat + grey).clamp(0, 1)
+        image = x * 2 - 1
+    return image, target
+
+
+def class_weights(counts: Tensor) -> Tensor:
+    """Cross-entropy class weights ``w_c = f_c^(-1/2)`` from pixel counts (``f_c`` the share),
+    scaled so that ``sum_c f_c w_c = 1`` (the weighted loss of the training pixels keeps the
+    unweighted loss's scale); classes without pixels get weight 0."""
+    counts = counts.double()
+    share = counts / counts.sum()
+    w = torch.where(share > 0, share.clamp_min(1e-12).rsqrt(), torch.zeros_like(share))
+    return (w / (share * w).sum()).float()
+
+
 class _Targets(Dataset):
     """Training pairs ``dict(image (3, H, W) in [-1, 1], target (H, W) int64)`` of a dataset,
-    optionally decoded once and cached as uint8."""
+    optionally decoded once and cached as uint8, with the random zoom/crop and colour
+    jitter of :func:`augment_item` drawn from ``(seed, epoch, index)`` (the epoch is set by
+    :class:`lib.train.loop.EpochItems` before each item)."""
 
-    def __init__(self, dataset: Dataset, labels: LabelSet, cache: bool) -> None:
-        self.dataset, self.labels = dataset, labels
+    def __init__(self, dataset: Dataset, labels: LabelSet, cfg: SegmenterTrainConfig, cache: bool) -> None:
+        self.dataset, self.labels, self.cfg = dataset, labels, cfg
+        self.epoch = 0
         self.images: Tensor | None = None
         self.targets: Tensor | None = None
         if cache:
@@ -179,14 +270,34 @@ class _Targets(Dataset):
                 raise KeyError(f"training item {index} ({item.get('path', '?')}) has no {key!r}")
         return {"image": item["image"], "target": self.labels.targets(item["label"])}
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def pixel_counts(self) -> Tensor:
+        """(num_classes,) int64 training pixels per class (ignored pixels left out)."""
+        counts = torch.zeros(self.labels.num_classes, dtype=torch.int64)
+        for i in range(len(self)):
+            t = self.targets[i].long() if self.targets is not None else self._load(i)["target"]  # (H, W)
+            t = t[t != self.labels.ignore_index]
+            counts += torch.bincount(t.flatten(), minlength=self.labels.num_classes)  # (C,)
+        return counts
+
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
         if self.images is None:
-            return self._load(index)
-        image = self.images[index].float() / 127.5 - 1.0  # as lib.data.transforms.photo_to_tensor
-        return {"image": image, "target": self.targets[index].long()}
+            item = self._load(index)
+        else:
+            image = self.images[index].float() / 127.5 - 1.0  # as lib.data.transforms.photo_to_tensor
+            item = {"image": image, "target": self.targets[index].long()}
+        cfg = self.cfg
+        if tuple(cfg.scale_range) == (1.0, 1.0) and cfg.color_jitter == 0:
+            return item
+        ss = np.random.SeedSequence([int(cfg.seed) & 0xFFFFFFFF, self.epoch, int(index)], spawn_key=(_AUGMENT_STREAM,))
+        image, target = augment_item(item["image"], item["target"], np.random.default_rng(ss),
+                                     tuple(cfg.scale_range), cfg.color_jitter, self.labels.ignore_index)
+        return {"image": image, "target": target}
 
 
 def train_segmenter(
@@ -230,24 +341,31 @@ def train_segmenter(
         raise ValueError("train_segmenter: size=0; fill in the translation size with segmenter_config")
     lset = labels if isinstance(labels, LabelSet) else label_set(labels)
     check_unflipped(dataset, "SegmenterTrainConfig")
-    targets = _Targets(dataset, lset, cfg.cache and cfg.workers == 0)
+    targets = _Targets(dataset, lset, cfg, cfg.cache and cfg.workers == 0)
     h = int(targets[0]["image"].shape[-2])
     if h != cfg.size:
         raise ValueError(f"training images are {h} px high but size={cfg.size}")
     n_items = len(dataset)
     full = cfg.epochs * cfg.steps_per_epoch(n_items)  # the poly schedule always spans the whole run
     net_cfg = SegmentationNetConfig(arch=cfg.arch, num_classes=lset.num_classes, width=cfg.width, label_set=lset.name)
+    weights = class_weights(targets.pixel_counts()) if cfg.class_weights == "inverse_sqrt" else None
+    precision = {}
 
     def build_parts(device: torch.device) -> Parts:
         net = SegmentationNet(net_cfg).to(device)
+        precision["name"] = autocast_dtype_name(cfg.precision, device)
+        bf16 = precision["name"] == "bf16"
+        weight = None if weights is None else weights.to(device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_factor(s, full))
 
         def step(batch: dict, _step: int, nets: dict[str, nn.Module]) -> dict:
             image = batch["image"].to(device, non_blocking=True)  # (B/world, 3, H, W)
             target = batch["target"].to(device, non_blocking=True)  # (B/world, H, W)
-            logits = nets["segmenter"](image)  # (B/world, C, H, W)
-            loss = F.cross_entropy(logits, target, ignore_index=lset.ignore_index)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = nets["segmenter"](image)  # (B/world, C, H, W)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, target, weight=weight, ignore_index=lset.ignore_index)
             with torch.no_grad():
                 valid = target != lset.ignore_index
                 acc = (logits.argmax(1) == target)[valid].float().mean() if bool(valid.any()) else loss.new_zeros(())
@@ -257,7 +375,7 @@ def train_segmenter(
             return {"loss": loss, "pixel_accuracy": acc}
 
         return Parts(MODEL_NAME, net_cfg, {"segmenter": net}, {"adamw": optimizer}, {"poly": scheduler}, step,
-                     extra={"label_set": lset.name})
+                     extra={"label_set": lset.name, "precision": precision["name"]})
 
     trainer = Trainer(name=cfg.arch, cfg=cfg, items=EpochItems(targets, cfg.seed, cfg.flip), num_items=n_items,
                       total_steps=cfg.total_steps(n_items), build=build_parts, loss_terms=("loss", "pixel_accuracy"),
@@ -265,7 +383,7 @@ def train_segmenter(
     out = run(trainer, out_dir, resume=resume, params=params, progress=progress, on_step=on_step)
     final = out.pop("final_losses")
     out.pop("last_losses")
-    head = {"arch": cfg.arch, "label_set": lset.name, "num_classes": lset.num_classes}
+    head = {"arch": cfg.arch, "label_set": lset.name, "num_classes": lset.num_classes, "precision": precision["name"]}
     tail = ("stopped_by_budget", "checkpoint", "losses_csv", "world_size", "device")
     return {**head, **{k: v for k, v in out.items() if k not in tail}, "final_loss": final["loss"],
             "final_pixel_accuracy": final["pixel_accuracy"], **{k: out[k] for k in tail}}
