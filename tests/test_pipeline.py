@@ -70,7 +70,7 @@ def test_param_change_reruns_only_its_stages(smoke_repo):
 CHANGED_TRAINING_PARAM = {
     "train_translation@asapnet": (("train_translation", "models", "asapnet", "lr_g"), 2.0e-4,
                                   lambda m: m["config"]["lr_g"]),
-    "train_segmenter": (("train_segmenter", "lr"), 2.0e-3, lambda m: m["config"]["lr"]),
+    "train_segmenter": (("train_segmenter", "lr"), 3.0e-3, lambda m: m["config"]["lr"]),
     "train_denoiser@asapnet_plain": (("train_denoiser", "common", "seed"), 7, lambda m: m["train_config"]["seed"]),
 }
 SUMMARY = {
