@@ -56,7 +56,8 @@ def training_caption(summaries: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def training_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per trained model: steps, epochs, wall time, final losses, VGG used, hardware."""
+    """One row per trained model: steps, epochs, wall time, VGG / L1 / weight average / precision,
+    hardware, final losses."""
     rows = []
     for name, s in summaries.items():
         hw = s.get("hardware", {})
@@ -67,6 +68,9 @@ def training_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             "epochs": s.get("epochs"),
             "wall (min)": round(s.get("wall_seconds", float("nan")) / 60, 1),
             "VGG loss": s.get("vgg_used"),
+            "L1 weight": (s.get("config") or {}).get("loss", {}).get("lambda_l1"),
+            "EMA": (s.get("config") or {}).get("ema_decay") if s.get("ema") else "no",
+            "precision": s.get("precision", "fp32"),
             "device": f"{hw.get('device', '?')} x{hw.get('threads', '?')}",
         }
         row.update({f"final {k}": round(v, 4) for k, v in s.get("final_losses", {}).items()})
