@@ -118,7 +118,8 @@ def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
     out = tmp_path / "tq.png"
     fig = translation.plot_time_vs_quality(eval_json, timing, out)
     assert out.stat().st_size > 0
-    fid_ax, miou_ax = fig.axes
+    kid_ax, fid_ax, miou_ax = fig.axes
+    assert [ln.get_ydata()[0] for ln in kid_ax.lines if ln.get_marker() == "o"] == [r["kid"] for r in eval_json["rows"] if r["model"] != "real"]
     points = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in fid_ax.lines if ln.get_marker() == "o"]
     assert points == [(50.0, 150.0), (150.0, 140.0)]
     segs = fid_ax.collections[0].get_segments()[0]  # ASAPNet's interval, even though it lies above the point

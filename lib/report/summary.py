@@ -278,7 +278,7 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     ``reports/templates/dvc/`` colour by it). ``runtime_vs_size``: series, megapixels, size, ms
     (the lines of :func:`lib.report.translation.runtime_series`: this run, the speed benchmark,
     the paper's Fig. 1 GPU values, the official code); ``quality_vs_time``: one row per evaluated
-    generator (time as trained, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
+    generator (time as trained, KID, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
     ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss);
     with ``curves`` (``translation_curves.csv``), ``translation_curves``: series, step, minutes, kid, fid,
     miou (:func:`lib.report.translation_curves.curve_plot_table`).
@@ -286,8 +286,8 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     runtime = runtime_series(timing, benchmark)
     runtime = runtime.assign(size=runtime["height"].astype(str) + "x" + runtime["width"].astype(str), ms=runtime["ms"].round(1))
     runtime = runtime[["series", "megapixels", "size", "ms"]]
-    quality = time_quality_points(eval_json, timing)[["model", "time_ms", "fid", "miou"]].round(
-        {"time_ms": 1, "fid": 1, "miou": 3})
+    quality = time_quality_points(eval_json, timing)[["model", "time_ms", "kid", "fid", "miou"]].round(
+        {"time_ms": 1, "kid": 4, "fid": 1, "miou": 3})
     quality.insert(0, "series", [MODEL_LABELS.get(m, m) for m in quality.pop("model")])
     summary = pd.DataFrame(denoise_eval.get("summary", []))
     psnr = pd.DataFrame(columns=["series", "sigma", "psnr"])

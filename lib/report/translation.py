@@ -222,7 +222,7 @@ def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> p
             "device": t["device"].iloc[0] if len(t) else None,
             **{k: to_float(r.get(src)) for k, src in [
                 ("fid", "fid"), ("fid_low", "fid_boot_low"), ("fid_high", "fid_boot_high"), ("kid", "kid"),
-                ("kid_std", "kid_std"), ("miou", "miou"), ("miou_low", "miou_boot_low"), ("miou_high", "miou_boot_high"),
+                ("kid_std", "kid_std"), ("kid_low", "kid_boot_low"), ("kid_high", "kid_boot_high"), ("miou", "miou"), ("miou_low", "miou_boot_low"), ("miou_high", "miou_boot_high"),
                 ("n", "n"),
             ]},
         })
@@ -239,14 +239,14 @@ def model_colors(models: list[str]) -> dict[str, Any]:
 
 
 def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out: str | Path | None = None) -> plt.Figure:
-    """Inference time vs FID (left) and vs mIoU (right), one labelled point per model.
+    """Inference time vs KID (left, the headline at small N), FID and mIoU, one labelled point per model.
 
     Time: each generator as trained, at the evaluated size, all threads, median
     (:func:`time_quality_points`). Vertical bars: 95% bootstrap percentile intervals over the
     generated images (for FID they need not contain the point estimate: resampling with
-    replacement biases FID upward). Dashed lines: the real-vs-real FID at the same N (the
-    ``real`` row's ``fid`` where ``fid_between`` is set) and the segmenter's mIoU on the real
-    photos (the ceiling).
+    replacement biases FID upward). Dashed lines: the real-vs-real KID and FID at the same N (the
+    ``real`` row's where ``fid_between`` is set) and the segmenter's mIoU on the real photos (the
+    ceiling).
 
     Args:
         eval_json: ``translation_eval.json``.
@@ -257,18 +257,18 @@ def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out
     meta = eval_json.get("meta", {})
     real = next((r for r in eval_json.get("rows", []) if r["model"] == "real"), {})
     colors = model_colors(list(pts["model"]))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    panels = [("fid", "FID (lower is better)"), ("miou", "mIoU (higher is better)")]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = [("kid", "KID (lower is better)"), ("fid", "FID (lower is better)"), ("miou", "mIoU (higher is better)")]
     for ax, (key, ylabel) in zip(axes, panels):
         for _, p in pts.iterrows():
             c = colors[p["model"]]
-            if is_finite(p[f"{key}_low"]) and is_finite(p[f"{key}_high"]):
+            if is_finite(p.get(f"{key}_low")) and is_finite(p.get(f"{key}_high")):
                 ax.vlines(p["time_ms"], p[f"{key}_low"], p[f"{key}_high"], color=c, lw=2, alpha=0.6)
             ax.plot([p["time_ms"]], [p[key]], "o", color=c, ms=7, label=MODEL_LABELS.get(p["model"], p["model"]))
             ax.annotate(MODEL_LABELS.get(p["model"], p["model"]), (p["time_ms"], p[key]), textcoords="offset points",
                         xytext=(6, 4), fontsize=9)
-        if key == "fid" and real.get("fid_between") and is_finite(real.get("fid")):
-            ax.axhline(to_float(real["fid"]), ls="--", color="0.4", label="real train vs real test photos (same N)")
+        if key in ("kid", "fid") and real.get("fid_between") and is_finite(real.get(key)):
+            ax.axhline(to_float(real[key]), ls="--", color="0.4", label="real train vs real test photos (same N)")
         if key == "miou" and is_finite(real.get("miou")):
             ax.axhline(to_float(real["miou"]), ls="--", color="0.4", label="real photos (segmenter ceiling)")
         if len(pts) and pts["time_ms"].max() > 10 * pts["time_ms"].min():
