@@ -122,6 +122,8 @@ def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
     assert [ln.get_ydata()[0] for ln in kid_ax.lines if ln.get_marker() == "o"] == [r["kid"] for r in eval_json["rows"] if r["model"] != "real"]
     points = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in fid_ax.lines if ln.get_marker() == "o"]
     assert points == [(50.0, 150.0), (150.0, 140.0)]
+    kid_bar = kid_ax.collections[0].get_segments()[0]  # ASAPNet's KID interval
+    assert kid_bar[:, 1].tolist() == pytest.approx([0.04, 0.07])
     segs = fid_ax.collections[0].get_segments()[0]  # ASAPNet's interval, even though it lies above the point
     assert segs[:, 0].tolist() == [50.0, 50.0] and segs[:, 1].tolist() == [155.0, 170.0]
     dashed = {ax: [ln.get_ydata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] for ax in (fid_ax, miou_ax)}

@@ -197,12 +197,13 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.
 
 def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
     """The points of :func:`plot_time_vs_quality`: per evaluated model, the time of its
-    generator as trained (all threads, median, at the evaluated size) and its FID and mIoU
+    generator as trained (all threads, median, at the evaluated size) and its KID, FID and mIoU
     with their bootstrap intervals.
 
     Returns:
         Columns ``model``, ``time_ms``, ``time_p90_ms``, ``threads``, ``device``, ``fid``,
-        ``fid_low``, ``fid_high``, ``kid``, ``kid_std``, ``miou``, ``miou_low``, ``miou_high``, ``n``.
+        ``fid_low``, ``fid_high``, ``kid``, ``kid_std``, ``kid_low``, ``kid_high``, ``miou``, ``miou_low``,
+        ``miou_high``, ``n``.
         ``time_ms`` is NaN where no timing of the trained generator exists.
     """
     size = eval_json.get("meta", {}).get("size")
@@ -222,12 +223,12 @@ def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> p
             "device": t["device"].iloc[0] if len(t) else None,
             **{k: to_float(r.get(src)) for k, src in [
                 ("fid", "fid"), ("fid_low", "fid_boot_low"), ("fid_high", "fid_boot_high"), ("kid", "kid"),
-                ("kid_std", "kid_std"), ("kid_low", "kid_boot_low"), ("kid_high", "kid_boot_high"), ("miou", "miou"), ("miou_low", "miou_boot_low"), ("miou_high", "miou_boot_high"),
-                ("n", "n"),
+                ("kid_std", "kid_std"), ("kid_low", "kid_boot_low"), ("kid_high", "kid_boot_high"), ("miou", "miou"),
+                ("miou_low", "miou_boot_low"), ("miou_high", "miou_boot_high"), ("n", "n"),
             ]},
         })
     return pd.DataFrame(out, columns=["model", "time_ms", "time_p90_ms", "threads", "device", "fid", "fid_low", "fid_high",
-                                      "kid", "kid_std", "miou", "miou_low", "miou_high", "n"])
+                                      "kid", "kid_std", "kid_low", "kid_high", "miou", "miou_low", "miou_high", "n"])
 
 
 def model_colors(models: list[str]) -> dict[str, Any]:
