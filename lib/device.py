@@ -10,7 +10,8 @@ import os
 
 import torch
 
-__all__ = ["resolve_device", "sync", "all_cores", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "cpu_bf16_flags"]
+__all__ = ["resolve_device", "sync", "all_cores", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "check_precision",
+           "PRECISIONS", "cpu_bf16_flags"]
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -81,6 +82,19 @@ def bf16_autocast_recommended(device: str | torch.device, flags: frozenset[str] 
         return False
     flags = cpu_flags() if flags is None else flags
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+PRECISIONS = ("auto", "fp32", "bf16")  # the precision settings of every trainer config
+
+
+def check_precision(setting: str) -> None:
+    """Validates a trainer config's ``precision`` setting (one of :data:`PRECISIONS`).
+
+    Raises:
+        ValueError: any other value (names it).
+    """
+    if setting not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {setting!r}")
 
 
 def autocast_dtype_name(setting: str, device: str | torch.device) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "DATA_ENV",
     "WEIGHTS_ENV",
     "GOLDEN_ENV",
+    "project_path",
     "raw_dir",
     "processed_dir",
     "reports_dir",
@@ -26,6 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "ASAPNET_DATA"  # a folder with the layout of the data mirror (bsd68/, facades/, ...)
 WEIGHTS_ENV = "ASAPNET_WEIGHTS"  # a folder with the layout of the weights mirror (dncnn/, ...)
 GOLDEN_ENV = "ASAPNET_GOLDEN"  # a folder of official generators' outputs (tests/test_golden.py, tests/golden.sha256)
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """A params path as the stages read it: ``~`` expanded, absolute as given, relative ones
+    against the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else ROOT / path
 
 
 def raw_dir(root: Path | None = None) -> Path:

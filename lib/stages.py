@@ -16,7 +16,7 @@ from lib.data.fetch import FetchConfig
 from lib.denoise.evaluate import EvaluateDenoisingConfig
 from lib.denoise.official import DnCNNOfficialConfig
 from lib.denoise.study import TrainDenoiserStage
-from lib.paths import ROOT
+from lib.paths import project_path
 from lib.report import ReportConfig
 from lib.train.gan import TranslationTrainStage
 from lib.train.segmenter import SegmenterTrainConfig
@@ -42,9 +42,9 @@ STAGES: dict[str, type] = {
 
 
 def resolve(path: str | Path) -> Path:
-    """A params path: absolute as given, relative ones against the project root."""
-    path = Path(path)
-    return path if path.is_absolute() else ROOT / path
+    """A params path: absolute as given, relative ones against the project root
+    (:func:`lib.paths.project_path`)."""
+    return project_path(path)
 
 
 def load_stage(name: str, params_file: str | Path = "params.yaml") -> tuple[str, Any]:

@@ -41,8 +41,8 @@ def _features(f: np.ndarray, label: str) -> np.ndarray:
 
 def _replicates(f_real: np.ndarray, f_fake: np.ndarray, n_boot: int, seed: int, resample_real: bool, stat) -> np.ndarray:
     """``stat(real indices, fake indices)`` for ``n_boot`` replicates, each drawing N_real real and
-    N_fake generated rows with replacement (the real rows in order when ``resample_real`` is false)."""
-    f_real, f_fake = _features(f_real, "real"), _features(f_fake, "generated")
+    N_fake generated rows with replacement (the real rows in order when ``resample_real`` is false);
+    the features are already checked by :func:`_features`."""
     if f_real.shape[1] != f_fake.shape[1]:
         raise ValueError(f"feature sizes differ: {f_real.shape} vs {f_fake.shape}")
     if n_boot < 2:

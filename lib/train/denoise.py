@@ -41,7 +41,7 @@ from torch import nn
 
 from lib.config import from_dict
 from lib.data.denoise import PatchDataset, step_patch_size
-from lib.device import autocast_dtype_name
+from lib.device import autocast_dtype_name, check_precision
 from lib.models import build, make_config
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
@@ -168,8 +168,7 @@ class DenoiseTrainConfig:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        check_precision(self.precision)
 
     @property
     def sizes(self) -> tuple[int, ...]:

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from lib.config import ConfigError, from_dict
 from lib.data.labels import LabelSet, label_set
-from lib.device import autocast_dtype_name
+from lib.device import autocast_dtype_name, check_precision
 from lib.models.segmentation import ARCHS, SegmentationNet, SegmentationNetConfig
 from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
@@ -154,8 +154,7 @@ class SegmenterTrainConfig:
             raise ValueError(f"color_jitter must be in [0, 1), got {self.color_jitter}")
         if self.class_weights not in CLASS_WEIGHTINGS:
             raise ValueError(f"class_weights must be one of {CLASS_WEIGHTINGS}, got {self.class_weights!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        check_precision(self.precision)
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
 

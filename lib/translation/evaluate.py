@@ -49,7 +49,7 @@ from lib.device import resolve_device
 from lib.io import write_csv, write_json
 from lib.metrics import bootstrap
 from lib.metrics import fid as fidlib
-from lib.paths import ROOT
+from lib.paths import project_path
 from lib.models import load_model, model_name
 from lib.models.segmentation import DRN_CITYSCAPES_MEAN, DRN_CITYSCAPES_STD, load_torchscript_segmenter
 from lib.translation.image_sets import generate_test_images, reference_images
@@ -180,16 +180,10 @@ def eval_checkpoint(run_dir: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{run_dir}: no {EVAL_GENERATOR_NAME} or {CHECKPOINT_NAME} to evaluate (run the training stage)")
 
 
-def _project_path(path: str | os.PathLike) -> Path:
-    """A params path: absolute as given, relative ones against the project root."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else ROOT / path
-
-
 def load_inception(cfg: TranslationEvalConfig, device: str | torch.device = "cpu") -> nn.Module:
     """pytorch-fid's InceptionV3 (pool3) with ``cfg.fid_weights`` (relative to the project root)
     or the default weights lookup (:func:`lib.metrics.fid.ensure_inception_weights`)."""
-    weights = None if cfg.fid_weights is None else _project_path(cfg.fid_weights)
+    weights = None if cfg.fid_weights is None else project_path(cfg.fid_weights)
     return fidlib.inception_model(device, weights)
 
 
@@ -306,7 +300,7 @@ def build_segmenter(
         )
         return model, desc
     model = load_torchscript_segmenter(
-        _project_path(cfg.segmenter), labels.num_classes, cfg.segmenter_mean, cfg.segmenter_std, cfg.segmenter_input_size, device
+        project_path(cfg.segmenter), labels.num_classes, cfg.segmenter_mean, cfg.segmenter_std, cfg.segmenter_input_size, device
     )
     desc = f"TorchScript segmenter {Path(cfg.segmenter).name} ({labels.num_classes} classes; external weights)"
     return model, desc

@@ -15,21 +15,13 @@ and where to get the file. Relative paths are taken from the project root, as th
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from lib.paths import ROOT
+from lib.paths import project_path
 from lib.train.gan import TranslationTrainStage, gan_config
 
 __all__ = ["require_training_files", "require_evaluation_files", "VGG19_URL", "DRN_URL"]
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # torchvision VGG19_Weights.IMAGENET1K_V1
 DRN_URL = "https://github.com/fyu/drn"  # Yu et al. 2017; its README links drn-d-105_ms_cityscapes.pth
-
-
-def _project_path(path: str) -> Path:
-    """A params path as the stages read it: absolute as given, relative ones against the project root."""
-    resolved = Path(path).expanduser()
-    return resolved if resolved.is_absolute() else ROOT / resolved
 
 
 def _vgg_key(stage: TranslationTrainStage, model: str) -> str:
@@ -53,7 +45,7 @@ def require_training_files(stage: TranslationTrainStage, model: str) -> None:
     loss = gan_config(stage, model).loss
     if not (loss.use_vgg and loss.lambda_vgg > 0):
         return
-    path = _project_path(loss.vgg_weights)
+    path = project_path(loss.vgg_weights)
     if not path.is_file():
         raise FileNotFoundError(
             f"VGG19 ImageNet weights not found: {path} (params key {_vgg_key(stage, model)}). "
@@ -75,7 +67,7 @@ def require_evaluation_files(segmenter: str) -> None:
     """
     if segmenter == "trained":
         return
-    path = _project_path(segmenter)
+    path = project_path(segmenter)
     if not path.is_file():
         raise FileNotFoundError(
             f"TorchScript segmenter not found: {path} (params key evaluate_translation.segmenter). "
