@@ -10,8 +10,8 @@ import os
 
 import torch
 
-__all__ = ["resolve_device", "sync", "all_cores", "cpu_flags", "bf16_autocast_recommended", "autocast_dtype_name", "check_precision",
-           "PRECISIONS", "cpu_bf16_flags"]
+__all__ = ["resolve_device", "check_device", "sync", "all_cores", "cpu_flags", "bf16_autocast_recommended",
+           "autocast_dtype_name", "check_precision", "PRECISIONS", "cpu_bf16_flags"]
 
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -33,6 +33,19 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> to
             raise ValueError(f"device {name!r} requested but CUDA is not available")
         return torch.device(name if ":" in name else f"cuda:{local_rank}")
     return torch.device(name)
+
+
+def check_device(setting: str) -> None:
+    """Validates a stage config's ``device`` setting: ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``
+    (what :func:`resolve_device` accepts from a params file).
+
+    Raises:
+        ValueError: any other value (the message starts with ``device``, so
+            :func:`lib.config.from_dict` names the full params key, e.g.
+            ``train_translation.common.device``).
+    """
+    if setting not in ("auto", "cpu") and not setting.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {setting!r}")
 
 
 def sync(device: str | torch.device) -> None:

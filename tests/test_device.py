@@ -37,3 +37,22 @@ def test_cpu_flags_reads_the_first_processor(tmp_path):
     info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
     assert cpu_flags(str(info)) == frozenset({"fpu", "avx2", "avx512_bf16"})
     assert cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+@pytest.mark.parametrize("module, cls", [
+    ("lib.train.gan", "GANTrainConfig"),
+    ("lib.train.segmenter", "SegmenterTrainConfig"),
+    ("lib.train.denoise", "DenoiseTrainConfig"),
+    ("lib.translation.evaluate", "TranslationEvalConfig"),
+    ("lib.translation.timing", "TimeTranslationConfig"),
+])
+def test_every_stage_config_names_a_bad_device_by_its_params_key(module, cls):
+    import importlib
+
+    from lib.config import ConfigError, from_dict
+
+    config_class = getattr(importlib.import_module(module), cls)
+    with pytest.raises(ConfigError, match=r"^stage\.common\.device must be 'auto', 'cpu' or 'cuda\[:i\]', got 'tpu'$"):
+        from_dict(config_class, {"device": "tpu"}, where="stage.common")
+    for ok in ("auto", "cpu", "cuda:1"):
+        assert from_dict(config_class, {"device": ok}, where="stage.common").device == ok

@@ -41,7 +41,7 @@ from torch import nn
 
 from lib.config import from_dict
 from lib.data.denoise import PatchDataset, step_patch_size
-from lib.device import autocast_dtype_name, check_precision
+from lib.device import autocast_dtype_name, check_device, check_precision
 from lib.models import build, make_config
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
@@ -166,8 +166,7 @@ class DenoiseTrainConfig:
             raise ValueError(f"sigma_fixed must be >= 0, got {self.sigma_fixed}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self.device)
         check_precision(self.precision)
 
     @property

@@ -51,7 +51,7 @@ from lib.config import ConfigError, check_keys, deep_merge, from_dict, to_dict
 from lib.data import generator_geometry
 from lib.data.images import write_image
 from lib.data.transforms import one_hot
-from lib.device import autocast_dtype_name, check_precision
+from lib.device import autocast_dtype_name, check_device, check_precision
 from lib.models import build, config_class, make_config
 from lib.models.losses import LossConfig, d_loss_terms, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
 from lib.train.common import check_unflipped, grad_scaler
@@ -191,8 +191,7 @@ class GANTrainConfig:
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         check_precision(self.precision)
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self.device)
 
     def steps_per_epoch(self, num_items: int) -> int:
         """``num_items // batch_size`` (the incomplete last batch is dropped)."""

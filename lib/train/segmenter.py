@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from lib.config import ConfigError, from_dict
 from lib.data.labels import LabelSet, label_set
-from lib.device import autocast_dtype_name, check_precision
+from lib.device import autocast_dtype_name, check_device, check_precision
 from lib.models.segmentation import ARCHS, SegmentationNet, SegmentationNetConfig
 from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
@@ -155,8 +155,7 @@ class SegmenterTrainConfig:
         if self.class_weights not in CLASS_WEIGHTINGS:
             raise ValueError(f"class_weights must be one of {CLASS_WEIGHTINGS}, got {self.class_weights!r}")
         check_precision(self.precision)
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self.device)
 
     def steps_per_epoch(self, num_items: int) -> int:
         """``num_items // batch_size``."""

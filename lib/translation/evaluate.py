@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from lib.checkpoint import load_checkpoint
 from lib.data.labels import LabelSet
-from lib.device import resolve_device
+from lib.device import check_device, resolve_device
 from lib.io import write_csv, write_json
 from lib.metrics import bootstrap
 from lib.metrics import fid as fidlib
@@ -154,8 +154,7 @@ class TranslationEvalConfig:
             raise ValueError(f"fid_method must be 'sqrtm' or 'svd', got {self.fid_method!r}")
         if not self.segmenter:
             raise ValueError("segmenter must be 'trained' or the path of a TorchScript file")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {self.device!r}")
+        check_device(self.device)
 
 
 def prepare_device(cfg: TranslationEvalConfig) -> torch.device:

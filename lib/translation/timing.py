@@ -24,7 +24,7 @@ import torch
 from lib.config import ConfigError, from_dict, to_dict
 from lib.data import generator_geometry, image_size
 from lib.data.images import write_image
-from lib.device import all_cores, resolve_device
+from lib.device import all_cores, check_device, resolve_device
 from lib.io import write_csv, write_json
 from lib.metrics.timing import TIMING_PROTOCOL, peak_memory, runs_for, time_forward
 from lib.models import build, config_class, make_config
@@ -170,8 +170,7 @@ class TimeTranslationConfig:
             raise ValueError(f"label_nc={self.label_nc} must be >= 1")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r}; known: {', '.join(DTYPES)}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device={self.device!r} is not 'auto', 'cpu' or 'cuda[:i]'")
+        check_device(self.device)
         if not self.tf32:
             raise ValueError("tf32: expected at least one flag, e.g. [false]")
 
