@@ -48,6 +48,7 @@ def test_grid_rows_fields_and_values():
     assert (frame["status"] == "ok").all() and (frame["runs"] == 2).all()
     assert (frame["median_ms"] > 0).all() and (frame["median_ms"] <= frame["p90_ms"] + 1e-9).all()
     assert (frame["min_ms"] <= frame["median_ms"]).all() and (frame["device"] == "cpu").all()
+    assert ((frame["q25_ms"] <= frame["median_ms"]) & (frame["median_ms"] <= frame["q75_ms"])).all()  # the spread
     assert (frame["tf32"] == "-").all() and (frame["dtype"] == "fp32").all()
     assert frame["megapixels"].tolist() == [h * w / 1e6 for h, w in zip(frame["height"], frame["width"])]
     paper = frame[frame["kind"] == "paper_config"]
@@ -91,7 +92,7 @@ def test_skip_predicted_from_the_measured_mac_rate(monkeypatch):
     def fake_time_forward(fn, *, device, warmup=3, runs=20, min_seconds=0.0):
         timed_runs.append(runs)
         fn()
-        return {"median_ms": 10.0, "p90_ms": 11.0, "min_ms": 9.0, "mean_ms": 10.0, "runs": runs, "timer": "fake"}
+        return {"median_ms": 10.0, "q25_ms": 9.5, "q75_ms": 10.5, "p90_ms": 11.0, "min_ms": 9.0, "mean_ms": 10.0, "runs": runs, "timer": "fake"}
 
     monkeypatch.setattr(timing, "peak_memory", recording_peak_memory)
     monkeypatch.setattr(timing, "time_forward", fake_time_forward)

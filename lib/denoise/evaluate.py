@@ -282,8 +282,8 @@ def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequen
     ``warmup`` runs) on a random (1, C, H, W) input on the model's device.
 
     Returns:
-        One row per (model, size): ``model, height, width, megapixels, median_ms, p90_ms,
-        min_ms, runs, threads, device``.
+        One row per (model, size): ``model, height, width, megapixels, median_ms, q25_ms, q75_ms,
+        p90_ms, min_ms, runs, threads, device``.
     """
     from tqdm import tqdm
 
@@ -296,7 +296,8 @@ def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequen
         sigma = torch.full((1,), 25.0, device=param.device)
         t = time_forward(lambda: model(x, sigma=sigma), device=param.device, warmup=warmup, runs=runs)
         rows.append({"model": run_name, "height": int(h), "width": int(w), "megapixels": h * w / 1e6,
-                     "median_ms": t["median_ms"], "p90_ms": t["p90_ms"], "min_ms": t["min_ms"],
+                     "median_ms": t["median_ms"], "q25_ms": t["q25_ms"], "q75_ms": t["q75_ms"],
+                     "p90_ms": t["p90_ms"], "min_ms": t["min_ms"],
                      "runs": t["runs"], "threads": torch.get_num_threads(), "device": str(param.device)})
     return pd.DataFrame(rows)
 

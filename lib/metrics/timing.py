@@ -62,7 +62,7 @@ def time_forward(
     around ``fn()`` (after a device synchronize for non-CPU backends). Runs continue past
     ``runs`` until the timed total reaches ``min_seconds``.
 
-    Statistics over the per-run times t_i (ms): median, 90th percentile (linear
+    Statistics over the per-run times t_i (ms): median, 25th, 75th and 90th percentiles (linear
     interpolation, ``np.percentile``), mean, std (ddof=0), min, max.
 
     Args:
@@ -73,7 +73,7 @@ def time_forward(
         min_seconds: keep timing until the timed total reaches this.
 
     Returns:
-        ``{"median_ms", "p90_ms", "mean_ms", "std_ms", "min_ms", "max_ms": float,
+        ``{"median_ms", "q25_ms", "q75_ms", "p90_ms", "mean_ms", "std_ms", "min_ms", "max_ms": float,
         "runs": int, "warmup": int, "device": str, "timer": "cuda_event" | "perf_counter"}``.
     """
     if runs < 1:
@@ -106,6 +106,8 @@ def time_forward(
     t = np.asarray(times_ms)
     return {
         "median_ms": float(np.median(t)),
+        "q25_ms": float(np.percentile(t, 25)),  # interquartile range: the run-to-run spread
+        "q75_ms": float(np.percentile(t, 75)),
         "p90_ms": float(np.percentile(t, 90)),
         "mean_ms": float(t.mean()),
         "std_ms": float(t.std()),

@@ -60,8 +60,8 @@ __all__ = [
 GRID_COLUMNS = (
     "kind", "model", "generator", "impl", "height", "width", "megapixels", "label_nc", "device", "dtype", "tf32",
     "threads_setting", "threads", "max_forward_s", "params", "gmacs", "macs_counted_on", "status", "predicted_ms",
-    "first_forward_ms", "median_ms", "p90_ms", "min_ms", "mean_ms", "runs", "warmup", "timer", "peak_memory_mib",
-    "peak_memory_kind", "e2e_median_ms", "e2e_p90_ms", "e2e_runs", "note", "torch_version",
+    "first_forward_ms", "median_ms", "q25_ms", "q75_ms", "p90_ms", "min_ms", "mean_ms", "runs", "warmup", "timer",
+    "peak_memory_mib", "peak_memory_kind", "e2e_median_ms", "e2e_p90_ms", "e2e_runs", "note", "torch_version",
 )
 
 
@@ -332,7 +332,7 @@ def _run_cell(cell: Mapping[str, Any], cfg: Any, dev: torch.device, state: _Grid
         row.update(gmacs=macs / 1e9, macs_counted_on=counted_on)
     runs = runs_for(first_ms, cfg.cell_budget_s, cfg.min_runs, cfg.max_runs)
     t = time_forward(fn, device=dev, warmup=max(0, cfg.warmup - 1), runs=runs)
-    row.update({k: t[k] for k in ("median_ms", "p90_ms", "min_ms", "mean_ms", "runs", "timer")})
+    row.update({k: t[k] for k in ("median_ms", "q25_ms", "q75_ms", "p90_ms", "min_ms", "mean_ms", "runs", "timer")})
     if pred_macs:
         state.rates[rkey] = (pred_macs / t["median_ms"], h, w)
     del onehot, edge, fn
