@@ -15,7 +15,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_params", "section", "from_dict", "check_keys", "to_dict", "deep_merge", "apply_overlay"]
+__all__ = ["ConfigError", "load_params", "section", "from_dict", "check_keys", "to_dict", "deep_merge"]
 
 T = TypeVar("T")
 
@@ -202,50 +202,3 @@ def deep_merge(base: Mapping, overlay: Mapping) -> dict:
         else:
             out[key] = value
     return out
-
-
-def apply_overlay(overlay_file: str | Path, params_file: str | Path = "params.yaml") -> dict:
-    """Rewrites ``params_file`` with the keys of ``overlay_file`` (a scale) merged in.
-
-    Every section and first-level key of the overlay must already exist in ``params_file``
-    (a typo is an error, not a new key); deeper keys are checked by the typed stage configs.
-
-    Returns:
-        The merged parameters.
-    """
-    from lib.io import write_text
-
-    params = load_params(params_file)
-    overlay = load_params(overlay_file)
-
-    def check(base: Any, over: Mapping, where: str, depth: int) -> None:
-        for key, value in over.items():
-            path = f"{where}.{key}" if where else key
-            if not isinstance(base, Mapping) or key not in base:
-                raise ConfigError(f"{overlay_file}: key {path} does not exist in {params_file}")
-            if depth < 1 and isinstance(value, Mapping) and isinstance(base[key], Mapping):
-                check(base[key], value, path, depth + 1)
-
-    check(params, overlay, "", 0)
-    merged = deep_merge(params, overlay)
-    header = f"# Generated: {Path(params_file).name} with {Path(overlay_file).as_posix()} applied.\n"
-    write_text(params_file, header + yaml.safe_dump(merged, sort_keys=False))
-    return merged
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m lib.config", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    apply = sub.add_parser("apply", help="merge a scale overlay (scales/*.yaml) into params.yaml")
-    apply.add_argument("overlay")
-    apply.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    merged = apply_overlay(args.overlay, args.params)
-    print(f"{args.params}: scale = {merged.get('scale')}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

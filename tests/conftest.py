@@ -54,10 +54,10 @@ def run_checked(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout + proc.stderr
 
 
-def project_copy(dest: Path, data_mirror: Path, weights_mirror: Path, overlays: list[str]) -> dict:
+def project_copy(dest: Path, data_mirror: Path, weights_mirror: Path, scale: str) -> dict:
     """Copies the tracked and untracked-not-ignored files of the project to ``dest`` as a fresh git
-    repo, without the results committed from the default scale, with the scale ``overlays``
-    (``scales/*.yaml``, in order) applied to its ``params.yaml``.
+    repo, without the results committed from the default scale, its ``params.yaml`` put at
+    ``scale`` with ``python -m lib.scales select`` (the mechanism users and CI use).
 
     Returns:
         The environment to run ``dvc`` in the copy with (its own ``lib/``, the mirrors, caches under ``dest``).
@@ -66,7 +66,7 @@ def project_copy(dest: Path, data_mirror: Path, weights_mirror: Path, overlays: 
     import subprocess
     import sys
 
-    from lib import config
+    from lib import scales
     from lib.paths import ROOT
 
     files = subprocess.run(
@@ -82,8 +82,7 @@ def project_copy(dest: Path, data_mirror: Path, weights_mirror: Path, overlays: 
     for rel in ("reports/index.html", "dvc.lock"):
         (dest / rel).unlink(missing_ok=True)
     shutil.rmtree(dest / "reports" / "metrics", ignore_errors=True)
-    for overlay in overlays:
-        config.apply_overlay(dest / overlay, dest / "params.yaml")
+    scales.select(scale, dest / "params.yaml")
     venv_bin = Path(sys.executable).parent
     env = {
         **os.environ,

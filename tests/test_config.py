@@ -60,25 +60,13 @@ def test_unknown_stage_lists_known_names():
         stages.load_stage("nope")
 
 
-def test_overlay_apply_merges_and_rejects_typos(tmp_path):
+@pytest.mark.parametrize("scale", ["smoke", "paper", "paper-smoke"])
+def test_every_scale_is_valid(tmp_path, scale):
+    from lib import scales
+
     params = tmp_path / "params.yaml"
     params.write_text((ROOT / "params.yaml").read_text())
-    merged = config.apply_overlay(ROOT / "scales" / "smoke.yaml", params)
-    assert merged["scale"] == "smoke"
-    reread = yaml.safe_load(params.read_text())
-    assert reread == merged
-    assert reread["fetch"] == yaml.safe_load((ROOT / "params.yaml").read_text())["fetch"]  # untouched
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("dncnn_official:\n  max_imgs: 1\n")
-    with pytest.raises(config.ConfigError, match="dncnn_official.max_imgs"):
-        config.apply_overlay(bad, params)
-
-
-@pytest.mark.parametrize("overlay", sorted((ROOT / "scales").glob("*.yaml")))
-def test_every_scale_overlay_is_valid(tmp_path, overlay):
-    params = tmp_path / "params.yaml"
-    params.write_text((ROOT / "params.yaml").read_text())
-    config.apply_overlay(overlay, params)
+    scales.select(scale, params, ROOT / "scales")
     for name in stages.STAGES:
         stages.load_stage(name, params)
     _, translation = stages.load_stage("train_translation", params)

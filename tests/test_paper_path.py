@@ -23,7 +23,7 @@ import torch
 from conftest import project_copy, run_checked
 from PIL import Image
 
-from lib import config
+from lib import config, scales
 from lib.paths import ROOT
 
 TRANSLATION_STAGES = ["train_translation@asapnet", "train_translation@pix2pixhd", "train_segmenter",
@@ -37,7 +37,7 @@ def paper_repo(tmp_path_factory, data_mirror, weights_mirror):
     if not (data_mirror / "cityscapes_subset" / "gtFine" / "train").is_dir():
         pytest.fail(f"{data_mirror}/cityscapes_subset is missing (see the data MANIFEST)")
     dest = tmp_path_factory.mktemp("paper") / "repo"
-    env = project_copy(dest, data_mirror, weights_mirror, ["scales/paper.yaml", "scales/paper-smoke.yaml"])
+    env = project_copy(dest, data_mirror, weights_mirror, "paper-smoke")
     log = run_checked([sys.executable, "-m", "dvc", "repro", *TRANSLATION_STAGES], dest, env)
     return dest, env, log
 
@@ -117,7 +117,7 @@ def test_translation_stages_run_on_cityscapes(paper_repo):
 def _paper_params(tmp_path: Path) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text())
-    config.apply_overlay(ROOT / "scales" / "paper.yaml", path)
+    scales.select("paper", path, ROOT / "scales")
     return path
 
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # the whole pipeline at the smoke scale: several 
 def smoke_repo(tmp_path_factory, data_mirror, weights_mirror):
     """A copy of the tracked and untracked-not-ignored files, as a fresh git repo at the smoke scale."""
     dest = tmp_path_factory.mktemp("smoke") / "repo"
-    env = project_copy(dest, data_mirror, weights_mirror, ["scales/smoke.yaml"])
+    env = project_copy(dest, data_mirror, weights_mirror, "smoke")
     log = _run([sys.executable, "-m", "dvc", "repro"], dest, env)
     return dest, env, log
 
