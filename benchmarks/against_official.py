@@ -68,6 +68,7 @@ from lib.io import write_json, write_text  # noqa: E402
 from lib.metrics.timing import time_forward  # noqa: E402
 from lib.models import build  # noqa: E402
 from lib.models.official import convert_official_asapnet, convert_official_pix2pixhd  # noqa: E402
+from lib.paths import git_revision  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
 from lib.translation.workload import example_label_ids, timing_config  # noqa: E402
 
@@ -453,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown_table(rows)
     print(table, "\n\ntargets:\n" + "\n".join(targets))
     env = environment_info("cpu") | {"bf16_cpu_flags": sorted(cpu_bf16_flags())}
-    meta = {"environment": env, "args": {k: v for k, v in vars(args).items()},
+    meta = {"environment": env, "git_revision": git_revision(), "args": {k: v for k, v in vars(args).items()},
             "official": {"asapnet": str(repos.asapnet), "asapnet_commit": _git_commit(repos.asapnet),
                          "pix2pixhd": str(repos.pix2pixhd), "pix2pixhd_commit": _git_commit(repos.pix2pixhd),
                          "sync_bn": str(repos.sync_bn) if repos.sync_bn else None},

@@ -40,6 +40,7 @@ from lib.device import sync as _sync  # noqa: E402
 from lib.io import write_csv, write_json, write_text  # noqa: E402
 from lib.metrics.timing import PAPER_FIG1_MS as FIG1_BY_MODEL, peak_memory, time_forward  # noqa: E402
 from lib.models.complexity import count_macs  # noqa: E402
+from lib.paths import git_revision  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
 from lib.translation.workload import (  # noqa: E402
     DTYPES,
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(flat)
         write_text(out / f"{tag}.csv", buf.getvalue())
     write_json(out / f"{tag}.json", {"rows": rows, "targets": lines, "environment": environment_info(args.device),
+                                     "git_revision": git_revision(),
                                      "args": {k: v for k, v in vars(args).items() if k != "memory_probe"}})
     print(f"\nwrote {out / (tag + '.csv')} and {out / (tag + '.json')}")
     return 0
