@@ -83,7 +83,7 @@ from lib.models import load_model  # noqa: E402
 from lib.models.asapnet import LOWRES_ROWS  # noqa: E402
 from lib.models.complexity import count_params  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
-from lib.stages import STAGES, resolve  # noqa: E402
+from lib.stages import config_class, resolve  # noqa: E402
 from lib.train import gan  # noqa: E402
 from lib.train import segmenter as seg  # noqa: E402
 from lib.translation import curves  # noqa: E402
@@ -154,7 +154,7 @@ def load_settings(args) -> dict:
     params = load_params(resolve(args.params))
     if args.smoke:
         params = deep_merge(params, load_params(ROOT / "scales" / "smoke.yaml"))
-    out = {name: from_dict(STAGES[name], params[name], where=name)
+    out = {name: from_dict(config_class(name), params[name], where=name)
            for name in ("train_translation", "train_segmenter", "evaluate_translation")}
     if out["train_translation"].dataset != DATASET:
         raise ValueError(f"{args.params}: train_translation.dataset is {out['train_translation'].dataset!r}; "
@@ -171,7 +171,7 @@ def generator_config(name: str, recipe: dict, size: int, smoke: bool) -> dict:
         paper = load_params(ROOT / "scales" / "paper.yaml")["train_translation"]["models"][name]["generator_cfg"]
         over.update({k: paper[k] for k in PAPER_WIDTH_KEYS[name] if k in paper})
     if over.get("learned_ds_factor", 0) > size // LOWRES_ROWS:
-        over.pop("learned_ds_factor")  # a tile smaller than the paper's: timing_config's geometry rule decides
+        over.pop("learned_ds_factor")  # a tile smaller than the paper's: the config derives it (split_tile)
     over.pop("height", None)
     return timing_config(name, size, over.pop("label_nc"), over)
 

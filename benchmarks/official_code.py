@@ -43,6 +43,8 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from lib.models.asapnet import LOWRES_ROWS, split_tile
+
 __all__ = [
     "ASAPNET_REPO_ENV",
     "PIX2PIXHD_REPO_ENV",
@@ -211,7 +213,7 @@ def _argv(argv: Sequence[str]) -> Iterator[None]:
         sys.argv = old
 
 
-_ASAPNET_OPTIONS = ("lr_width", "lr_max_width", "lr_depth", "learned_ds_factor", "hr_width", "hr_depth")
+_ASAPNET_OPTIONS = ("lr_width", "lr_max_width", "lr_depth", "hr_width", "hr_depth")
 _PIX2PIXHD_OPTIONS = {"ngf": "--ngf", "n_downsampling": "--n_downsample_global", "n_blocks": "--n_blocks_global",
                       "norm": "--norm"}
 
@@ -223,6 +225,7 @@ def asapnet_argv(cfg: Mapping, width: int, init_variance: float = 0.5) -> list[s
     ``crop_size`` = width and ``aspect_ratio`` = width / height give the official tile size
     ``crop_size / (16 aspect_ratio) = height / 16``; the other fields have the same names as the
     official options. ``init_variance`` is the xavier gain of the official init.
+    ``--learned_ds_factor`` is always given, derived as ours when unset (:func:`split_tile`).
 
     Raises:
         ValueError: a field the official options cannot express.
@@ -230,7 +233,8 @@ def asapnet_argv(cfg: Mapping, width: int, init_variance: float = 0.5) -> list[s
     height = int(cfg["height"])
     argv = ["--gpu_ids", "-1", "--batchSize", "1", "--dataset_mode", "cityscapes",
             "--crop_size", str(width), "--load_size", str(width), "--aspect_ratio", repr(width / height),
-            "--init_variance", repr(init_variance)]
+            "--init_variance", repr(init_variance),
+            "--learned_ds_factor", str(split_tile(height // LOWRES_ROWS, cfg.get("learned_ds_factor"))[0])]
     for key, value in cfg.items():
         if key == "label_nc":
             argv += ["--label_nc", str(value)]
@@ -240,7 +244,7 @@ def asapnet_argv(cfg: Mapping, width: int, init_variance: float = 0.5) -> list[s
             argv += [f"--{key}", str(value)]
         elif key == "hr_coor" and value != "cosine":  # the official default; "none" has no working option
             raise ValueError(f"hr_coor={value!r}: only the official default 'cosine' is supported")
-        elif key not in ("height", "init_gain", "hr_coor"):
+        elif key not in ("height", "init_gain", "hr_coor", "learned_ds_factor"):
             raise ValueError(f"ASAPNet config field {key!r} has no official option")
     return argv
 

@@ -37,7 +37,7 @@ def test_generator_config_has_the_paper_widths_at_256(name):
 
 def test_generator_config_smoke_follows_the_geometry_rule():
     cfg = make_config("asapnet", gt.generator_config("asapnet", {**RECIPES["asapnet"], "lr_max_width": 32}, 32, smoke=True))
-    assert cfg.height == 32 and cfg.learned_ds_factor == cfg.tile_size == 2 and cfg.lr_max_width == 32
+    assert cfg.height == 32 and cfg.learned_factor == cfg.tile_size == 2 and cfg.lr_max_width == 32
 
 
 def test_plan_steps_fills_the_budget_share():
@@ -80,7 +80,8 @@ def test_smoke_run_end_to_end(tmp_path, data_mirror, monkeypatch):
         assert m["steps"] == m["planned_steps"] == m["eval_step"] == 3 and not m["stopped_by_budget"]
         assert m["precision"] == "bf16" and m["train_seconds"] > 0 and m["warmup_steps"] == 2
         assert [c["step"] for c in data["curve"] if c["model"] == name] == [1, 2, 3]  # curve_steps(3, 6)
-    assert (data["models"]["asapnet"]["generator_cfg"]["height"], data["models"]["asapnet"]["generator_cfg"]["learned_ds_factor"]) == (32, 2)
+    asap = make_config("asapnet", data["models"]["asapnet"]["generator_cfg"])
+    assert (asap.height, asap.learned_factor) == (32, 2)
     assert {(r["model"], r["height"], r["width"], r["precision"]) for r in data["timing"]} == {
         (m, h, w, p) for m in gt.MODELS for h, w in ((32, 32), (32, 64)) for p in gt.TIMING_PRECISIONS}
     assert all(r["median_ms"] > 0 for r in data["timing"])

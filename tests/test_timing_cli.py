@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY_GENERATORS as TINY
+from lib.models import make_config
 from lib.models.complexity import count_macs
 from lib.paths import ROOT
 from lib.translation.workload import (
@@ -47,7 +48,8 @@ def test_cli_prints_json_with_the_protocol_fields(tmp_path):
     assert 0 < res["median_ms"] <= res["p90_ms"] + 1e-9
     assert res["gmacs"] == pytest.approx(res["macs"] / 1e9) and res["macs"] > 0
     assert res["environment"]["threads"] == 1 and res["environment"]["torch_version"] == torch.__version__
-    assert res["config"] == {"label_nc": 5, "height": 64, "learned_ds_factor": 4, **TINY["asapnet"]}
+    assert res["config"] == {"label_nc": 5, "height": 64, **TINY["asapnet"]}
+    assert make_config("asapnet", res["config"]).learned_factor == 64 // 16  # derived: all of the tile k = 4
     e2e = res["end_to_end"]
     assert e2e["runs"] == 2 and e2e["median_ms"] > 0 and e2e["label_map"] == "random"
     # the parameter count is the model's
@@ -95,7 +97,7 @@ def test_fast_asapnet_counts_fewer_macs_than_the_reference():
     res = {impl: measure("asapnet", h, w, label_nc=nc, impl=impl, runs=1, warmup=0, memory=False,
                          overrides=TINY["asapnet"]) for impl in ("fast", "reference")}
     width, lr_width, k = TINY["asapnet"]["hr_width"], TINY["asapnet"]["lr_width"], h // 16
-    assert res["reference"]["config"]["learned_ds_factor"] == k
+    assert make_config("asapnet", res["reference"]["config"]).learned_factor == k
     c_pe, tiles, hw = 4 * 2, (h // k) * (w // k), h * w  # 4 log2 k encoding channels
     saved = hw * nc * width + c_pe * width * (hw - 2 * k * tiles) + hw * nc * 9 * lr_width - hw * nc
     assert res["reference"]["macs"] - res["fast"]["macs"] == saved

@@ -209,6 +209,20 @@ def test_asapnet_config_rejects_impossible_tilings(bad):
         make_config("asapnet", bad)
 
 
+@pytest.mark.parametrize("height, given, learned, fixed", [
+    (32, None, 2, 1), (128, None, 8, 1), (256, None, 16, 1), (512, None, 16, 2), (1024, None, 16, 4),  # derived
+    (128, 4, 4, 2), (512, 32, 32, 1),  # given
+])
+def test_one_tile_rule_for_both_asapnet_families(height, given, learned, fixed):
+    """The learned part of the tile is min(k, 16) unless set (official default 16), in the
+    translation and the denoising config alike."""
+    over = {} if given is None else {"learned_ds_factor": given}
+    cfg = make_config("asapnet", {"height": height, **over})
+    assert (cfg.learned_factor, cfg.fixed_factor) == (learned, fixed)
+    den = make_config("asapnet_denoise", {"tile_size": height // 16, **over})
+    assert (den.learned_factor, den.fixed_factor) == (learned, fixed)
+
+
 # ---------------------------------------------------------------- Cityscapes-scale counts (meta device)
 
 
@@ -260,7 +274,7 @@ def _official_asapnet_table(cfg: ASAPNetConfig) -> list[tuple[str, tuple[int, ..
     table = [("lowres_stream.model.0.0.weight", (cfg.lr_width, n_in, 3, 3)),
              ("lowres_stream.model.0.1.weight", (cfg.lr_width,)),
              ("lowres_stream.model.0.1.bias", (cfg.lr_width,))]
-    n_ds = int(math.log2(cfg.learned_ds_factor))
+    n_ds = int(math.log2(cfg.learned_factor))
     idx, c = 2, cfg.lr_width
     for i in range(n_ds):  # [Sequential(conv, IN), ReLU] pairs
         c_out = cfg.lr_max_width if i == n_ds - 1 else cfg.lr_width

@@ -3,8 +3,9 @@ Michaeli, "Spatially-Adaptive Pixelwise Networks for Fast Image Translation", CV
 
 A convolutional *low-res stream* sees the input at full resolution, reduces it by the tile
 size ``k = height / 16`` (a fixed tent-filter downsampling by ``k / learned_ds_factor``, then
-``log2(learned_ds_factor)`` learned stride-2 convs) and predicts, for every cell of the low-res
-grid, the parameters of a small MLP. The *high-res stream* applies, to every pixel, the MLP of
+``log2(learned_ds_factor)`` learned stride-2 convs; :func:`split_tile` is the rule, shared with
+the denoising family) and predicts, for every cell of the low-res grid, the parameters of a
+small MLP. The *high-res stream* applies, to every pixel, the MLP of
 the tile that contains it (nearest "upsampling" of the parameters = tiling), with the one-hot
 labels and a cosine positional encoding as input (sec. 3.1-3.2).
 
@@ -41,16 +42,56 @@ from lib.models.pixelwise import (
     reflect_index,
 )
 
-__all__ = ["ASAPNetGenerator", "ASAPNetConfig", "LowResStream", "TentDownsample", "LOWRES_ROWS"]
+__all__ = ["ASAPNetGenerator", "ASAPNetConfig", "LowResStream", "TentDownsample", "TileGeometry", "split_tile",
+           "LOWRES_ROWS", "LEARNED_DS_DEFAULT"]
 
 LOWRES_ROWS = 16  # sec. 3: the low-res grid has 16 rows (official: crop_size // (16 * aspect_ratio))
 KERNEL = 3  # official: 3x3 convs in the low-res stream
 PADDING = 1  # official: zero padding 1 (reflection_pad=False)
+LEARNED_DS_DEFAULT = 16  # official: learned_ds_factor = 16 (the whole tile at 256 px height, sec. 4)
 Impl = Literal["fast", "reference"]  # the two implementations of the generator's forward
 
 
+def split_tile(tile_size: int, learned_ds_factor: int | None = None) -> tuple[int, int]:
+    """The two parts of the tile size ``k = S2 * S1`` (sec. 3.2): ``(S2, S1)``, S2 done by the
+    learned stride-2 convs, S1 by the fixed tent filter (1: none).
+
+    Args:
+        tile_size: k, a power of two.
+        learned_ds_factor: S2; ``None`` derives ``min(k, 16)`` (the official default 16, all of a
+            smaller tile).
+
+    Raises:
+        ValueError: ``learned_ds_factor`` is not a power of two dividing k (names it).
+    """
+    learned = min(tile_size, LEARNED_DS_DEFAULT) if learned_ds_factor is None else learned_ds_factor
+    if not is_power_of_two(learned) or tile_size % learned:
+        raise ValueError(
+            f"learned_ds_factor={learned_ds_factor} must be a power of two dividing the tile size k={tile_size}"
+        )
+    return learned, tile_size // learned
+
+
+class TileGeometry:
+    """The tile split of an ASAPNet config (translation and denoising): needs the config's
+    ``tile_size`` and ``learned_ds_factor`` (``None``: derived, :func:`split_tile`)."""
+
+    tile_size: int
+    learned_ds_factor: int | None
+
+    @property
+    def learned_factor(self) -> int:
+        """S2: downsampling done by learned stride-2 convs (sec. 3.2)."""
+        return split_tile(self.tile_size, self.learned_ds_factor)[0]
+
+    @property
+    def fixed_factor(self) -> int:
+        """S1: downsampling done by the fixed tent filter (sec. 3.2); 1 for none."""
+        return split_tile(self.tile_size, self.learned_ds_factor)[1]
+
+
 @dataclass(frozen=True)
-class ASAPNetConfig:
+class ASAPNetConfig(TileGeometry):
     """ASAPNet generator; defaults are the Cityscapes 256x512 setting of the paper.
 
     Attributes:
@@ -62,7 +103,8 @@ class ASAPNetConfig:
         lr_max_width: channels of the last strided conv and the plain blocks (official: lr_max_width).
         lr_depth: number of conv-IN-ReLU blocks at ``lr_max_width`` (official: lr_depth).
         learned_ds_factor: part of ``k`` done by learned stride-2 convs (official: learned_ds_factor,
-            S2 in sec. 3.2); the rest ``k / learned_ds_factor`` is a fixed tent filter.
+            S2 in sec. 3.2); the rest ``k / learned_ds_factor`` is a fixed tent filter. ``None``:
+            ``min(k, 16)`` (:func:`split_tile`; the official default 16 at 256 px height and above).
         hr_width: hidden width of the pixelwise MLP (official: hr_width).
         hr_depth: number of linear layers of the MLP (official: hr_depth).
         hr_coor: positional encoding of the MLP input, "cosine" or "none" (official: hr_coor).
@@ -76,7 +118,7 @@ class ASAPNetConfig:
     lr_width: int = 64  # official: lr_width
     lr_max_width: int = 1024  # official: lr_max_width
     lr_depth: int = 7  # official: lr_depth
-    learned_ds_factor: int = 16  # official: learned_ds_factor
+    learned_ds_factor: int | None = None  # official: learned_ds_factor = 16; None: min(k, 16)
     hr_width: int = 64  # official: hr_width
     hr_depth: int = 5  # official: hr_depth
     hr_coor: Literal["cosine", "none"] = "cosine"  # official: hr_coor
@@ -88,11 +130,7 @@ class ASAPNetConfig:
         k = self.height // LOWRES_ROWS
         if not is_power_of_two(k):
             raise ValueError(f"height={self.height}: tile size k={k} must be a power of two")
-        if not is_power_of_two(self.learned_ds_factor) or k % self.learned_ds_factor:
-            raise ValueError(
-                f"learned_ds_factor={self.learned_ds_factor} must be a power of two dividing "
-                f"the tile size k={k}"
-            )
+        split_tile(k, self.learned_ds_factor)
         for name in ("label_nc", "lr_width", "lr_max_width", "hr_width", "hr_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -135,15 +173,14 @@ class ASAPNetGenerator(nn.Module):
     def __init__(self, cfg: ASAPNetConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        fixed_factor = cfg.tile_size // cfg.learned_ds_factor  # S1 in sec. 3.2
-        self.downsample = TentDownsample(fixed_factor) if fixed_factor > 1 else nn.Identity()
+        self.downsample = TentDownsample(cfg.fixed_factor) if cfg.fixed_factor > 1 else nn.Identity()
         self.lowres = LowResStream(
             cfg.lowres_in_channels,
             cfg.num_mlp_params,
             width=cfg.lr_width,
             max_width=cfg.lr_max_width,
             depth=cfg.lr_depth,
-            learned_ds_factor=cfg.learned_ds_factor,
+            learned_ds_factor=cfg.learned_factor,
             init_gain=cfg.init_gain,
         )
 

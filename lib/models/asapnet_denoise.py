@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib.models.asapnet import LowResStream, TentDownsample
+from lib.models.asapnet import LowResStream, TentDownsample, TileGeometry, split_tile
 from lib.models.pixelwise import is_power_of_two, mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
 from lib.models.pixelwise import positional_encoding as tile_positional_encoding
 
@@ -74,7 +74,7 @@ CELL_NORM_EPS = 1e-5  # as InstanceNorm2d's default eps
 
 
 @dataclass(frozen=True)
-class ASAPNetDenoiseConfig:
+class ASAPNetDenoiseConfig(TileGeometry):
     """ASAPNet denoiser; the defaults are the plain transfer (ablation row "plain").
 
     Paper values (ASAPNet Cityscapes setting, docs/design.md#models) are kept for ``tile_size`` (16),
@@ -88,8 +88,9 @@ class ASAPNetDenoiseConfig:
         tile_size: k, pixels per tile side; a power of two >= 2 (paper: 16 at 256 px height).
         learned_ds_factor: part of ``k`` done by learned stride-2 convs, a power of two dividing
             ``k``; the rest ``k / learned_ds_factor`` is the fixed tent filter (official:
-            learned_ds_factor). ``None``: all of ``k`` is learned (the official Cityscapes
-            setting, where learned_ds_factor = k = 16).
+            learned_ds_factor). ``None``: ``min(k, 16)`` (:func:`lib.models.asapnet.split_tile`,
+            the rule of the translation model): all of ``k`` for the tiles used here (the
+            official Cityscapes setting, where learned_ds_factor = k = 16).
         lr_width: channels of the stem and the strided convs (ours; paper 64).
         lr_max_width: channels of the last strided conv and the plain blocks (ours; paper 1024).
         lr_depth: conv-IN-ReLU blocks at ``lr_max_width`` (ours; paper 7).
@@ -113,7 +114,7 @@ class ASAPNetDenoiseConfig:
 
     in_channels: int = 1  # gray (DnCNN protocol); 3 for color
     tile_size: int = 16  # sec. 3: k = 16 (Cityscapes 256x512)
-    learned_ds_factor: int | None = None  # official: learned_ds_factor = 16 = k
+    learned_ds_factor: int | None = None  # official: learned_ds_factor = 16 = k; None: min(k, 16)
     lr_width: int = 32  # ours (official lr_width 64)
     lr_max_width: int = 128  # ours (official lr_max_width 1024)
     lr_depth: int = 3  # ours (official lr_depth 7)
@@ -139,13 +140,7 @@ class ASAPNetDenoiseConfig:
             raise ValueError(f"lr_depth={self.lr_depth} must be >= 0")
         if self.tile_size < 2 or not is_power_of_two(self.tile_size):
             raise ValueError(f"tile_size={self.tile_size} must be a power of two >= 2")
-        if self.learned_ds_factor is not None and (
-            not is_power_of_two(self.learned_ds_factor) or self.tile_size % self.learned_ds_factor
-        ):
-            raise ValueError(
-                f"learned_ds_factor={self.learned_ds_factor} must be a power of two dividing "
-                f"tile_size={self.tile_size}"
-            )
+        split_tile(self.tile_size, self.learned_ds_factor)
         if self.context not in CONTEXTS:
             raise ValueError(f"context={self.context!r} must be one of {CONTEXTS}")
         if self.lr_padding not in LR_PADDINGS:
@@ -156,16 +151,6 @@ class ASAPNetDenoiseConfig:
             raise ValueError(f"final_activation={self.final_activation!r} must be one of {FINAL_ACTIVATIONS}")
         if not (isinstance(self.init_gain, (int, float)) and self.init_gain > 0 and math.isfinite(self.init_gain)):
             raise ValueError(f"init_gain={self.init_gain} must be a finite number > 0")
-
-    @property
-    def learned_factor(self) -> int:
-        """Downsampling done by learned stride-2 convs."""
-        return self.tile_size if self.learned_ds_factor is None else self.learned_ds_factor
-
-    @property
-    def fixed_factor(self) -> int:
-        """Downsampling done by the fixed tent filter (S1 in sec. 3.2); 1 for none."""
-        return self.tile_size // self.learned_factor
 
     @property
     def lowres_in_channels(self) -> int:

@@ -28,7 +28,6 @@ from lib.data.transforms import one_hot
 from lib.device import resolve_device
 from lib.metrics.timing import peak_memory, time_forward
 from lib.models import build, config_class, make_config
-from lib.models.asapnet import LOWRES_ROWS
 from lib.models.complexity import count_macs, count_params, macs_on_meta
 from lib.models.generate import GENERATORS, generate, size_multiple, to_uint8
 from lib.provenance import environment_info
@@ -54,9 +53,9 @@ LABEL_CELL = 8  # example label maps: random ids on cells of 8 x 8 pixels (regio
 
 def timing_config(name: str, height: int, label_nc: int = 35, overrides: dict | None = None) -> dict:
     """The generator config timed for ``name``: the registry defaults (paper values, instance
-    edges on) with ``label_nc``; ASAPNet is built for ``height`` (tile size ``k = height / 16``,
-    and ``learned_ds_factor = k`` when k < 16, i.e. below 256 pixels). ``overrides`` (config
-    keys -> values) are applied last.
+    edges on) with ``label_nc``; ASAPNet is built for ``height`` (tile size ``k = height / 16``;
+    its learned part derived, :func:`lib.models.asapnet.split_tile`: all of k below 256 pixels,
+    16 from there). ``overrides`` (config keys -> values) are applied last.
 
     Raises:
         KeyError: ``name`` is not one of :data:`TIMED_MODELS` (the known names are listed).
@@ -65,10 +64,6 @@ def timing_config(name: str, height: int, label_nc: int = 35, overrides: dict | 
         raise KeyError(f"unknown model {name!r} for timing; known: {', '.join(TIMED_MODELS)}")
     fields = {f.name for f in dataclasses.fields(config_class(name))}
     cfg = generator_geometry({"label_nc": int(label_nc)}, fields, int(height))  # ASAPNet: height = image height
-    if name == "asapnet":
-        k = int(height) // LOWRES_ROWS  # tile size (ASAPNet sec. 3)
-        if 1 <= k < 16:  # below 256 px the learned part of the downsampling is the whole tile (official default 16)
-            cfg["learned_ds_factor"] = k
     cfg.update(overrides or {})
     return cfg
 
