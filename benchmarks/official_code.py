@@ -43,7 +43,8 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from lib.models.asapnet import LOWRES_ROWS, split_tile
+from lib.models.asapnet import LOWRES_ROWS
+from lib.models.lowres import split_tile
 
 __all__ = [
     "ASAPNET_REPO_ENV",

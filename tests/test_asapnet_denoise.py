@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.config import ConfigError, from_dict
+from lib.models.lowres import LOWRES_PADDINGS, CellNorm, ChannelAffine, LowResStream
 from lib.models.pixelwise import pe_channels
 from lib.models.asapnet_denoise import (
     VARIANTS,
@@ -317,6 +318,22 @@ def test_lowres_options_keep_the_state_dict_layout_and_check_small_grids():
     with pytest.raises(ValueError, match="reflect padding"):
         model(torch.rand(1, 1, 8, 40))  # a grid of 1 x 5 tiles
     assert model(torch.rand(1, 1, 16, 40)).shape == (1, 1, 16, 40)
+
+
+def test_lowres_stream_takes_its_padding_and_norm_at_construction():
+    """The stream is built with its padding and norm (nothing is patched afterwards): every 3x3
+    conv pads as asked, the 1x1 head does not pad, and each norm is the asked kind."""
+    norms = {"instance": torch.nn.InstanceNorm2d, "cell": CellNorm, "none": ChannelAffine}
+    for padding in LOWRES_PADDINGS:
+        for norm, kind in norms.items():
+            stream = LowResStream(2, 5, width=4, max_width=8, depth=1, learned_ds_factor=4, padding=padding, norm=norm)
+            layers = [stream.stem, *stream.down, *stream.blocks]
+            assert [layer.conv.padding_mode for layer in layers] == [padding] * 4
+            assert all(type(layer.norm) is kind for layer in layers)
+            assert stream.head.padding == (0, 0) and stream(torch.rand(1, 2, 16, 16)).shape == (1, 5, 4, 4)
+    for bad in ({"padding": "circular"}, {"norm": "batch"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LowResStream(2, 5, **bad)
 
 
 # ----------------------------------------------------------------------------- training sanity

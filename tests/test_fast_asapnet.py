@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lib.models import make_config
-from lib.models.asapnet import ASAPNetGenerator, TentDownsample
+from lib.models.asapnet import ASAPNetGenerator
+from lib.models.lowres import TentDownsample
 from lib.models.pixelwise import (
     conv3x3_onehot,
     mlp_param_count,

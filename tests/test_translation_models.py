@@ -9,7 +9,8 @@ import torch
 
 from lib.config import ConfigError
 from lib.models import build, make_config
-from lib.models.asapnet import ASAPNetConfig, ASAPNetGenerator, TentDownsample
+from lib.models.asapnet import ASAPNetConfig, ASAPNetGenerator
+from lib.models.lowres import TentDownsample
 from lib.models.pixelwise import mlp_param_count, pe_channels, pixelwise_mlp, positional_encoding
 from lib.models.losses import (
     LossConfig,

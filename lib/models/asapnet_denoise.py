@@ -3,8 +3,8 @@
 The ASAPNet idea (Shaham et al., CVPR 2021, sec. 3) is kept: a convolutional *low-res stream*
 sees the (noisy) image, reduces it by the tile size ``k`` and predicts, for every k x k tile,
 the parameters of a small MLP; the *high-res stream* applies to every pixel the MLP of its
-tile. The building blocks are those of :mod:`lib.models.asapnet` (``LowResStream``,
-``TentDownsample``, the cosine positional encoding and ``pixelwise_mlp``).
+tile. The building blocks are those of the translation model: the low-res stream and the tent
+filter (:mod:`lib.models.lowres`), the cosine positional encoding and ``pixelwise_mlp``.
 
 What changes for denoising, each a config flag (an ablation row, see :data:`VARIANTS`):
 
@@ -50,15 +50,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lib.models.asapnet import LowResStream, TentDownsample, TileGeometry, split_tile
+from lib.models.lowres import LOWRES_NORMS, LOWRES_PADDINGS, TileGeometry, lowres_stages, split_tile
 from lib.models.pixelwise import is_power_of_two, mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
 from lib.models.pixelwise import positional_encoding as tile_positional_encoding
 
 __all__ = [
     "ASAPNetDenoiser",
     "ASAPNetDenoiseConfig",
-    "CellNorm",
-    "ChannelAffine",
     "VARIANTS",
     "variant_config",
     "complexity",
@@ -68,9 +66,6 @@ PATCH = 3  # side of the neighbourhood of the "patch3" context
 PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (docs/design.md#denoising-protocol)
 CONTEXTS = ("none", "patch3", "conv")
 FINAL_ACTIVATIONS = ("tanh", "none")
-LR_PADDINGS = ("zeros", "reflect")
-LR_NORMS = ("instance", "cell", "none")
-CELL_NORM_EPS = 1e-5  # as InstanceNorm2d's default eps
 
 
 @dataclass(frozen=True)
@@ -88,7 +83,7 @@ class ASAPNetDenoiseConfig(TileGeometry):
         tile_size: k, pixels per tile side; a power of two >= 2 (paper: 16 at 256 px height).
         learned_ds_factor: part of ``k`` done by learned stride-2 convs, a power of two dividing
             ``k``; the rest ``k / learned_ds_factor`` is the fixed tent filter (official:
-            learned_ds_factor). ``None``: ``min(k, 16)`` (:func:`lib.models.asapnet.split_tile`,
+            learned_ds_factor). ``None``: ``min(k, 16)`` (:func:`lib.models.lowres.split_tile`,
             the rule of the translation model): all of ``k`` for the tiles used here (the
             official Cityscapes setting, where learned_ds_factor = k = 16).
         lr_width: channels of the stem and the strided convs (ours; paper 64).
@@ -108,8 +103,8 @@ class ASAPNetDenoiseConfig(TileGeometry):
         init_gain: xavier-normal gain of the low-res stream convs (official: init_variance).
         lr_padding: padding of the low-res stream's 3x3 convs, "zeros" (official) or "reflect".
         lr_norm: normalisation after each low-res conv: "instance" (official instanceaffine),
-            "cell" (:class:`CellNorm`: each cell over its channels, affine) or "none" (a
-            per-channel scale and shift only, :class:`ChannelAffine`).
+            "cell" (:class:`lib.models.lowres.CellNorm`: each cell over its channels, affine) or
+            "none" (a per-channel scale and shift only, :class:`lib.models.lowres.ChannelAffine`).
     """
 
     in_channels: int = 1  # gray (DnCNN protocol); 3 for color
@@ -143,10 +138,10 @@ class ASAPNetDenoiseConfig(TileGeometry):
         split_tile(self.tile_size, self.learned_ds_factor)
         if self.context not in CONTEXTS:
             raise ValueError(f"context={self.context!r} must be one of {CONTEXTS}")
-        if self.lr_padding not in LR_PADDINGS:
-            raise ValueError(f"lr_padding={self.lr_padding!r} must be one of {LR_PADDINGS}")
-        if self.lr_norm not in LR_NORMS:
-            raise ValueError(f"lr_norm={self.lr_norm!r} must be one of {LR_NORMS}")
+        if self.lr_padding not in LOWRES_PADDINGS:
+            raise ValueError(f"lr_padding={self.lr_padding!r} must be one of {LOWRES_PADDINGS}")
+        if self.lr_norm not in LOWRES_NORMS:
+            raise ValueError(f"lr_norm={self.lr_norm!r} must be one of {LOWRES_NORMS}")
         if self.final_activation not in FINAL_ACTIVATIONS:
             raise ValueError(f"final_activation={self.final_activation!r} must be one of {FINAL_ACTIVATIONS}")
         if not (isinstance(self.init_gain, (int, float)) and self.init_gain > 0 and math.isfinite(self.init_gain)):
@@ -231,17 +226,7 @@ class ASAPNetDenoiser(nn.Module):
         super().__init__()
         cfg = cfg or ASAPNetDenoiseConfig()
         self.cfg = cfg
-        self.downsample = TentDownsample(cfg.fixed_factor) if cfg.fixed_factor > 1 else nn.Identity()
-        self.lowres = LowResStream(
-            cfg.lowres_in_channels,
-            cfg.num_mlp_params,
-            width=cfg.lr_width,
-            max_width=cfg.lr_max_width,
-            depth=cfg.lr_depth,
-            learned_ds_factor=cfg.learned_factor,
-            init_gain=cfg.init_gain,
-        )
-        _configure_lowres(self.lowres, cfg.lr_padding, cfg.lr_norm)
+        self.downsample, self.lowres = lowres_stages(cfg, padding=cfg.lr_padding, norm=cfg.lr_norm)
         if cfg.context == "conv":
             layers: list[nn.Module] = []
             c = cfg.in_channels
@@ -337,58 +322,6 @@ class ASAPNetDenoiser(nn.Module):
         if cfg.final_activation == "tanh":
             return (out + 1) / 2  # tanh's [-1, 1] onto [0, 1]
         return out
-
-
-class CellNorm(nn.Module):
-    """Normalises each cell (pixel of the low-res grid) over its channels, then a per-channel
-    scale and shift: nothing is averaged over the grid, so a cell's output does not depend on
-    the grid's size. (B, C, H, W) -> (B, C, H, W).
-
-    Args:
-        channels: C.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))  # same names and shapes as InstanceNorm2d(affine)
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, CELL_NORM_EPS)  # (B, H, W, C)
-        return y.permute(0, 3, 1, 2)  # (B, C, H, W), channels-last in memory
-
-
-class ChannelAffine(nn.Module):
-    """A per-channel scale and shift, no normalisation (the low-res convs have no bias, so this
-    gives them one). (B, C, H, W) -> (B, C, H, W).
-
-    Args:
-        channels: C.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)  # (1, C, 1, 1) broadcast
-
-
-def _configure_lowres(stream: nn.Module, padding: str, norm: str) -> None:
-    """Sets the padding of every padded conv of a :class:`lib.models.asapnet.LowResStream` and
-    replaces its instance norms by ``norm`` ("instance": left as built; parameter names and
-    shapes are kept, so the state-dict layout is the same for every choice)."""
-    for module in stream.modules():
-        if isinstance(module, nn.Conv2d) and any(module.padding):
-            module.padding_mode = padding
-    if norm == "instance":
-        return
-    kind = CellNorm if norm == "cell" else ChannelAffine
-    for parent in list(stream.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d):
-                setattr(parent, name, kind(child.num_features))
 
 
 def _pad_to_multiple(x: Tensor, m: int) -> Tensor:

@@ -54,7 +54,7 @@ LABEL_CELL = 8  # example label maps: random ids on cells of 8 x 8 pixels (regio
 def timing_config(name: str, height: int, label_nc: int = 35, overrides: dict | None = None) -> dict:
     """The generator config timed for ``name``: the registry defaults (paper values, instance
     edges on) with ``label_nc``; ASAPNet is built for ``height`` (tile size ``k = height / 16``;
-    its learned part derived, :func:`lib.models.asapnet.split_tile`: all of k below 256 pixels,
+    its learned part derived, :func:`lib.models.lowres.split_tile`: all of k below 256 pixels,
     16 from there). ``overrides`` (config keys -> values) are applied last.
 
     Raises:
