@@ -11,40 +11,51 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lib.config import ConfigError, from_dict, load_params, section
-from lib.data.fetch import FetchConfig
-from lib.denoise.evaluate import EvaluateDenoisingConfig
-from lib.denoise.official import DnCNNOfficialConfig
-from lib.denoise.study import TrainDenoiserStage
-from lib.paths import project_path
-from lib.report import ReportConfig
-from lib.train.gan import TranslationTrainStage
-from lib.train.segmenter import SegmenterTrainConfig
-from lib.translation.evaluate import TranslationEvalConfig
-from lib.translation.timing import TimeTranslationConfig
+import importlib
 
-__all__ = ["STAGES", "SCALES", "load_stage", "resolve"]
+from lib.config import ConfigError, from_dict, load_params, section
+from lib.paths import project_path
+
+__all__ = ["STAGES", "SCALES", "config_class", "load_stage", "resolve", "outputs_under"]
 
 SCALES = ("smoke", "default", "paper")
 
-# section of params.yaml -> its stage config (in pipeline order)
-STAGES: dict[str, type] = {
-    "fetch": FetchConfig,
-    "dncnn_official": DnCNNOfficialConfig,
-    "train_translation": TranslationTrainStage,
-    "train_segmenter": SegmenterTrainConfig,
-    "evaluate_translation": TranslationEvalConfig,
-    "time_translation": TimeTranslationConfig,
-    "train_denoiser": TrainDenoiserStage,
-    "evaluate_denoising": EvaluateDenoisingConfig,
-    "report": ReportConfig,
+# section of params.yaml -> "module:ConfigClass" of its stage (in pipeline order). Imported on
+# first use, as the model registry does, so a notebook runs (and its DVC stage depends on) only
+# the code of the stages it loads.
+STAGES: dict[str, str] = {
+    "fetch": "lib.data.fetch:FetchConfig",
+    "dncnn_official": "lib.denoise.official:DnCNNOfficialConfig",
+    "train_translation": "lib.train.gan:TranslationTrainStage",
+    "train_segmenter": "lib.train.segmenter:SegmenterTrainConfig",
+    "evaluate_translation": "lib.translation.evaluate:TranslationEvalConfig",
+    "time_translation": "lib.translation.timing:TimeTranslationConfig",
+    "train_denoiser": "lib.denoise.study:TrainDenoiserStage",
+    "evaluate_denoising": "lib.denoise.evaluate:EvaluateDenoisingConfig",
+    "report": "lib.report:ReportConfig",
 }
+
+
+def config_class(name: str) -> type:
+    """The config class of stage ``name`` (imports its module)."""
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; known stages: {', '.join(sorted(STAGES))}")
+    module, cls = STAGES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def resolve(path: str | Path) -> Path:
     """A params path: absolute as given, relative ones against the project root
     (:func:`lib.paths.project_path`)."""
     return project_path(path)
+
+
+def outputs_under(root: str | Path, outputs: dict[str, str]) -> dict[str, str]:
+    """A stage's output paths (named in its lib module) placed under ``root``: ``"."`` (the pipeline)
+    keeps them project-relative; another folder (a notebook run by hand, a test) collects them there."""
+    if Path(root) == Path("."):
+        return dict(outputs)
+    return {key: (Path(root) / path).as_posix() for key, path in outputs.items()}
 
 
 def load_stage(name: str, params_file: str | Path = "params.yaml") -> tuple[str, Any]:
@@ -71,4 +82,4 @@ def load_stage(name: str, params_file: str | Path = "params.yaml") -> tuple[str,
     scale = section(params, "scale")
     if scale not in SCALES:
         raise ConfigError(f"params key scale: {scale!r} is not one of {list(SCALES)}")
-    return scale, from_dict(STAGES[name], section(params, name), where=name)
+    return scale, from_dict(config_class(name), section(params, name), where=name)

@@ -158,25 +158,20 @@ def test_paper_scale_without_its_files_stops_before_training(tmp_path):
     for model in stage.models:
         out = tmp_path / "out" / model
         cells = _code_cells("03-train-translation.ipynb")
-        at, err = _run_until_error(cells, dict(params_file=str(params), model=model, out_dir=str(out),
-                                               summary_out=str(tmp_path / "s.json"),
-                                               losses_out=str(tmp_path / "l.csv"),
-                                               samples_out=str(tmp_path / "s.png")))
+        at, err = _run_until_error(cells, dict(params_file=str(params), model=model, output_root=str(out)))
         assert isinstance(err, FileNotFoundError), repr(err)
         message = str(err)
         for fragment in (str(vgg), f"train_translation.models.{model}.loss.vgg_weights", VGG19_URL):
             assert fragment in message, f"{fragment!r} not in: {message}"
         assert "train_gan(" in "".join(cells[at + 1:]) and "train_gan(" not in cells[at]  # training comes later
-        assert not (tmp_path / "out").exists() and not (tmp_path / "s.json").exists()
+        assert not (tmp_path / "out").exists()
 
     cells = _code_cells("05-evaluate-translation.ipynb")
     images = tmp_path / "evaluation"
     at, err = _run_until_error(cells, dict(params_file=str(params), translation_dir=str(tmp_path / "t"),
-                                           segmenter_dir=str(tmp_path / "seg"), images_dir=str(images),
-                                           metrics_out=str(tmp_path / "e.json"), table_out=str(tmp_path / "e.csv"),
-                                           grid_out=str(tmp_path / "g.png")))
+                                           segmenter_dir=str(tmp_path / "seg"), output_root=str(images)))
     assert isinstance(err, FileNotFoundError), repr(err)
     for fragment in (str(drn), "evaluate_translation.segmenter", DRN_URL):
         assert fragment in str(err), f"{fragment!r} not in: {err}"
     assert "real_test_images(" in "".join(cells[at + 1:])  # the first writing cell comes later
-    assert not images.exists() and not (tmp_path / "e.json").exists()
+    assert not images.exists()

@@ -32,7 +32,7 @@ from lib.data.download import DownloadError, stage_download
 from lib.data.sources import DATASETS, Entry
 from lib.paths import DATA_ENV, WEIGHTS_ENV, mirror_root
 
-__all__ = [
+__all__ = ["outputs", 
     "fetch",
     "fetch_all",
     "verify",
@@ -424,3 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def outputs() -> dict[str, str]:
+    """The ``fetch`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"out_dir": "data/raw"}

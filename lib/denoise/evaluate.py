@@ -25,13 +25,21 @@ import pandas as pd
 import torch
 
 from lib.data import denoise as dn_data
-from lib.denoise.protocol import denoise_psnr, evaluate_denoiser, load_test_set, noise_fn, published_psnr, summarize
+from lib.denoise.protocol import (
+    denoise,
+    denoise_psnr,
+    evaluate_denoiser,
+    load_test_set,
+    noise_fn,
+    published_psnr,
+    summarize,
+)
 from lib.denoise.study import TEST_SETS_FOR, DenoiseRun, TrainDenoiserStage
 from lib.metrics.timing import time_forward
 from lib.models import dncnn, load_model
 from lib.train.denoise import CHECKPOINT_NAME
 
-__all__ = [
+__all__ = ["outputs", "metrics_document", 
     "EvaluateDenoisingConfig",
     "load_test_sets",
     "load_trained",
@@ -168,7 +176,7 @@ def evaluate_trained(
             if progress:
                 print(f"{run_name} on {set_name}", flush=True)
             for sigma in sigmas:
-                df = evaluate_denoiser(lambda noisy, s=sigma: dncnn.denoise(model, noisy, sigma=s), test_sets[set_name],
+                df = evaluate_denoiser(lambda noisy, s=sigma: denoise(model, noisy, sigma=s), test_sets[set_name],
                                        [sigma], seed, noise_fn(seed), progress=progress)
                 frames.append(df.assign(set=set_name, model=run_name, kind="ours"))
     return _per_image(frames)
@@ -380,8 +388,31 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
             for name, clean in images:
                 c = clean if not size else np.ascontiguousarray(clean[:size, :size])
                 noisy = noise_fn(seed)(c, sigma, name)
-                out = dncnn.denoise(model, noisy, sigma=sigma)
+                out = denoise(model, noisy, sigma=sigma)
                 gains.append(denoise_psnr(c, out) - denoise_psnr(c, noisy))
             rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "sigma": float(sigma),
                          "gain_db": float(np.mean(gains))})
     return pd.DataFrame(rows)
+
+
+def metrics_document(meta: dict, run_table: pd.DataFrame, summary: pd.DataFrame, bm3d_summary: pd.DataFrame,
+                     grid: pd.DataFrame, paired: list) -> dict:
+    """The ``evaluate_denoising`` metrics file (``reports/metrics/denoise_eval.json``): provenance, the
+    runs, the PSNR/SSIM summary on common images, the BM3D subset, the tile-grid check and the paired
+    bootstrap differences."""
+    return {
+        "meta": meta,
+        "runs": run_table.to_dict(orient="records"),
+        "summary": summary.to_dict(orient="records"),
+        "bm3d_subset": bm3d_summary.to_dict(orient="records"),
+        "grid_check": grid.to_dict(orient="records"),
+        "paired_difference": paired,
+    }
+
+
+def outputs() -> dict[str, str]:
+    """The ``evaluate_denoising`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"per_image_out": "reports/metrics/denoise_per_image.csv",
+            "metrics_out": "reports/metrics/denoise_eval.json",
+            "timing_out": "reports/metrics/denoise_timing.csv",
+            "crops_out": "reports/figures/stages/denoise_crops.png"}

@@ -13,10 +13,18 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from lib.denoise.protocol import TEST_SETS, evaluate_denoiser, load_test_set, noise_fn, published_psnr, summarize
+from lib.denoise.protocol import (
+    TEST_SETS,
+    denoise,
+    evaluate_denoiser,
+    load_test_set,
+    noise_fn,
+    published_psnr,
+    summarize,
+)
 from lib.models import dncnn
 
-__all__ = ["DnCNNOfficialConfig", "OFFICIAL", "official_weights_for", "evaluate_official_dncnn", "official_summary"]
+__all__ = ["outputs", "DnCNNOfficialConfig", "OFFICIAL", "official_weights_for", "evaluate_official_dncnn", "official_summary"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ def evaluate_official_dncnn(cfg: DnCNNOfficialConfig, raw_dir: str | Path, progr
                 if progress:
                     print(f"{set_name}: {model_key} ({weights}) at sigma {sigmas}", flush=True)
                 frame = evaluate_denoiser(
-                    lambda noisy: dncnn.denoise(model, noisy), images, sigmas, cfg.seed, noise_fn(cfg.seed),
+                    lambda noisy: denoise(model, noisy), images, sigmas, cfg.seed, noise_fn(cfg.seed),
                     progress=progress,
                 )
                 frames.append(frame.assign(set=set_name, model=model_key, weights=weights))
@@ -136,3 +144,9 @@ def official_summary(per_image: pd.DataFrame) -> list[dict]:
             }
         )
     return rows
+
+
+def outputs() -> dict[str, str]:
+    """The ``dncnn_official`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"out_metrics": "reports/metrics/dncnn_official.json",
+            "out_per_image": "reports/metrics/dncnn_official_per_image.csv"}

@@ -27,7 +27,7 @@ from lib.models.asapnet_denoise import VARIANTS, variant_config
 from lib.models.complexity import complexity
 from lib.train.denoise import DenoiseTrainConfig, pixel_samples
 
-__all__ = [
+__all__ = ["outputs", "run_summary", 
     "DenoiseRun",
     "TrainDenoiserStage",
     "run_settings",
@@ -180,3 +180,38 @@ def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) ->
             "pixel_samples": pixel_samples(train_cfg, train_cfg.total_steps),
         })
     return pd.DataFrame(rows)
+
+
+def run_summary(run: str, spec: DenoiseRun, trained: dict, n_images: int, cost: dict, model_cfg: Any,
+                train_cfg: Any, meta: dict) -> dict:
+    """The ``train_denoiser@<run>`` metrics file (``reports/metrics/train_denoise_<run>.json``): the
+    training loop's summary (``trained``, less its file paths), what the run is, its cost and its
+    settings, and the provenance ``meta``."""
+    from lib.config import to_dict
+
+    return {
+        **{k: v for k, v in trained.items() if k not in ("checkpoint", "losses_csv")},
+        "run": run,
+        "label": spec.label or run,
+        "model": spec.model,
+        "variant": spec.variant,
+        "data": spec.data,
+        "training_images": n_images,
+        "params": cost["params"],
+        "gmacs_481x321": cost["gmacs"],
+        "patch_size": max(train_cfg.sizes),
+        "patch_sizes": list(train_cfg.sizes),
+        "batch_size": train_cfg.batch_size,
+        "sigma_range": list(train_cfg.sigma_range),
+        "model_config": to_dict(model_cfg),
+        "train_config": to_dict(train_cfg),
+        "meta": meta,
+    }
+
+
+def outputs(run: str) -> dict[str, str]:
+    """The ``train_denoiser@<run>`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths
+    from the same run list)."""
+    return {"out_dir": f"data/processed/denoise/{run}",
+            "summary_out": f"reports/metrics/train_denoise_{run}.json",
+            "losses_out": f"reports/metrics/losses_denoise_{run}.csv"}

@@ -56,10 +56,10 @@ from lib.models import build, config_class, make_config
 from lib.models.losses import LossConfig, d_loss_terms, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
 from lib.train.common import check_unflipped, grad_scaler
 from lib.train.gan_outputs import (EVAL_GENERATOR_NAME, SAMPLES_DIR, SNAPSHOTS_DIR, curve_steps, ema_update, generate,
-                                   list_snapshots, sample_grid, write_generator)
+                                   list_snapshots, sample_grid, snapshot_name, stale_outputs, write_generator)
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
-__all__ = [
+__all__ = ["outputs", 
     "GANTrainConfig",
     "TranslationTrainStage",
     "gan_config",
@@ -85,11 +85,13 @@ LOSS_TERMS = LOSS_COLUMNS[2:8]
 NUM_SAMPLE_ITEMS = 4  # training items shown in each sample grid
 DISCRIMINATOR = "patchgan"  # registry name of the discriminator
 
-# Training settings that fix the trajectory: a checkpoint made with other values cannot be
-# resumed into this run (run length, budget, logging, threads, device and workers may change).
+# Training settings that fix the trajectory or the outputs: a checkpoint made with other values
+# cannot be resumed into this run (run length, budget, threads, device and workers may change;
+# the snapshot steps are compared as the loop's output identity).
 RESUME_KEYS = (
     "seed", "generator", "generator_cfg", "discriminator_cfg", "loss", "lr_g", "lr_d", "beta1",
     "beta2", "epochs", "decay_epochs", "steps", "decay_steps", "batch_size", "size", "flip", "precision", "ema_decay",
+    "sample_every", "log_every",
 )
 
 
@@ -448,8 +450,9 @@ def train_gan(
             kwargs = dict(step=at, train_seconds=seconds, ema=ema is not None, params=cfg)
             if at in curve_at:
                 write_generator(Path(out_dir) / SNAPSHOTS_DIR / f"step_{at:06d}.pt", evaluated, cfg.generator, g_cfg, **kwargs)
-            if end:
-                write_generator(Path(out_dir) / EVAL_GENERATOR_NAME, evaluated, cfg.generator, g_cfg, **kwargs)
+            if end:  # names the snapshots of this run (the evaluation reads those only)
+                write_generator(Path(out_dir) / EVAL_GENERATOR_NAME, evaluated, cfg.generator, g_cfg, **kwargs,
+                                snapshots=[snapshot_name(s) for s in sorted(curve_at) if s <= at])
 
         nets = {"generator": gen, "discriminator": disc, **({"generator_ema": ema} if ema is not None else {})}
         return Parts(
@@ -466,6 +469,9 @@ def train_gan(
         num_items=n_items, total_steps=total, build=build_parts, loss_terms=LOSS_TERMS,
         lr_columns={"lr_g": "generator", "lr_d": "discriminator"}, resume_keys=RESUME_KEYS,
         stale=(f"{SAMPLES_DIR}/*.png", f"{SNAPSHOTS_DIR}/*.pt", EVAL_GENERATOR_NAME),
+        identity={"curve_steps": sorted(curve_at)},
+        stale_on_resume=functools.partial(stale_outputs, out_dir, total=total, sample_every=cfg.sample_every,
+                                          curve_steps=curve_at),
     )
     out = run(trainer, out_dir, resume=resume, params=params, progress=progress, on_step=on_step)
     out = {"generator": cfg.generator, **out, "vgg_used": vgg_used, "samples": str(samples_dir / "latest.png"),
@@ -475,3 +481,12 @@ def train_gan(
             "train_seconds", "final_losses", "vgg_used", "stopped_by_budget", "checkpoint", "losses_csv", "samples",
             "world_size", "device", "precision", "ema", "eval_generator", "curve_steps")
     return {k: out[k] for k in keys}
+
+
+def outputs(model: str) -> dict[str, str]:
+    """The ``train_translation@<model>`` stage's outputs (project-relative; ``dvc.yaml`` declares the same
+    paths from the same model list)."""
+    return {"out_dir": f"data/processed/translation/{model}",
+            "summary_out": f"reports/metrics/train_{model}.json",
+            "losses_out": f"reports/metrics/losses_{model}.csv",
+            "samples_out": f"reports/figures/stages/samples_{model}.png"}

@@ -42,7 +42,7 @@ from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
-__all__ = [
+__all__ = ["outputs", 
     "SegmenterTrainConfig",
     "segmenter_config",
     "train_segmenter",
@@ -61,10 +61,10 @@ MODEL_NAME = "segmenter"  # registry name: the ``model`` key of the checkpoints 
 LOSS_COLUMNS = ("step", "epoch", "loss", "pixel_accuracy", "lr", "seconds")
 POLY_POWER = 0.9  # DeepLab (Chen et al. 2017): poly learning-rate policy power
 
-# Training settings that fix the trajectory: a checkpoint made with other values cannot be
-# resumed into this run (run length, budget, logging, threads, device and workers may change).
+# Training settings that fix the trajectory or the outputs: a checkpoint made with other values
+# cannot be resumed into this run (run length, budget, threads, device and workers may change).
 RESUME_KEYS = ("seed", "arch", "width", "size", "batch_size", "epochs", "lr", "weight_decay", "flip",
-               "scale_range", "color_jitter", "class_weights", "precision")
+               "scale_range", "color_jitter", "class_weights", "precision", "log_every")
 _AUGMENT_STREAM = 4  # SeedSequence spawn key of the scale/crop/colour draws (flips use sample_rng)
 CLASS_WEIGHTINGS = ("none", "inverse_sqrt")
 
@@ -385,3 +385,11 @@ def train_segmenter(
     tail = ("stopped_by_budget", "checkpoint", "losses_csv", "world_size", "device")
     return {**head, **{k: v for k, v in out.items() if k not in tail}, "final_loss": final["loss"],
             "final_pixel_accuracy": final["pixel_accuracy"], **{k: out[k] for k in tail}}
+
+
+def outputs() -> dict[str, str]:
+    """The ``train_segmenter`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"out_dir": "data/processed/segmenter",
+            "summary_out": "reports/metrics/train_segmenter.json",
+            "losses_out": "reports/metrics/losses_segmenter.csv",
+            "grid_out": "reports/figures/stages/segmenter_test_samples.png"}

@@ -57,7 +57,7 @@ from lib.train.gan_outputs import EVAL_GENERATOR_NAME
 from lib.train.loop import CHECKPOINT_NAME
 from lib.translation.segmentation_eval import per_class_frame, segmentation_scores, test_targets
 
-__all__ = [
+__all__ = ["outputs", 
     "TranslationEvalConfig",
     "prepare_device",
     "eval_checkpoint",
@@ -459,3 +459,13 @@ def write_results(
                            **dict(extra or {})})
     write_csv(csv_path, pd.DataFrame([{c: r[c] for c in ROW_COLUMNS} for r in rows], columns=list(ROW_COLUMNS)))
     return Path(json_path), Path(csv_path)
+
+
+def outputs() -> dict[str, str]:
+    """The ``evaluate_translation`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"images_dir": "data/processed/evaluation",
+            "metrics_out": "reports/metrics/translation_eval.json",
+            "table_out": "reports/metrics/translation_eval.csv",
+            "per_class_out": "reports/metrics/translation_per_class_iou.csv",
+            "curves_out": "reports/metrics/translation_curves.csv",
+            "grid_out": "reports/figures/stages/translation_samples.png"}

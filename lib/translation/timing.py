@@ -44,7 +44,7 @@ from lib.translation.workload import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
+__all__ = ["outputs", 
     "TimeTranslationConfig",
     "TimingSetting",
     "timing_settings",
@@ -464,3 +464,8 @@ def write_timing(
         "speedups": speedups(frame).to_dict(orient="records"),
         "skipped": skipped[cols].to_dict(orient="records"),
     })
+
+
+def outputs() -> dict[str, str]:
+    """The ``time_translation`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
+    return {"out_csv": "reports/metrics/translation_timing.csv", "out_json": "reports/metrics/translation_timing.json"}
