@@ -11,10 +11,9 @@ import yaml
 from lib.config import ConfigError
 from lib.denoise import evaluate as ev
 from lib.denoise import figures, study
-from lib.denoise.protocol import denoise_psnr, noise_fn
+from lib.denoise.protocol import denoise, denoise_psnr, noise_fn
 from lib.metrics.psnr_ssim import psnr, to_uint8
 from lib.models import build
-from lib.models.dncnn import denoise
 from lib.paths import ROOT
 from lib.stages import load_stage
 

@@ -10,12 +10,12 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from lib.config import ConfigError
+from lib.denoise.protocol import denoise
 from lib.models import build
 from lib.models.dncnn import (
     OFFICIAL_MODELS,
     DnCNN,
     DnCNNConfig,
-    denoise,
     load_kair,
     load_matconvnet,
     load_official,

@@ -170,8 +170,7 @@ def test_a_few_hundred_steps_beat_the_noisy_input_on_a_real_image(tmp_path, data
     """The init, schedule and BN re-estimation together: a narrow DnCNN trained for 300 steps on
     Train400 denoises a BSD68 crop it has never seen (the old He init sat at output = input)."""
     from lib.data.denoise import load_named_set
-    from lib.denoise.protocol import denoise_psnr, noise_fn
-    from lib.models.dncnn import denoise
+    from lib.denoise.protocol import denoise, denoise_psnr, noise_fn
 
     train = [im for _, im in load_named_set(data_mirror, "train400")[:100]]
     cfg = dict(patch_size=40, batch_size=16, budget_pixels=16 * 40**2 * 300, lr_drop_at=(0.8,), sigma_range=(15.0, 35.0),

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from lib.denoise.protocol import denoise_psnr, noise_fn
+from lib.denoise.protocol import denoise, denoise_psnr, noise_fn
 from lib.denoise.study import DenoiseRun
 from lib.metrics.psnr_ssim import to_uint8
 from lib.models import dncnn
@@ -34,11 +34,11 @@ def crop_denoisers(models: Mapping[str, torch.nn.Module], runs: Mapping[str, Den
         label -> ``(noisy, sigma) -> output``, in the figure's column order.
     """
     b_gray = dncnn.load_official(dncnn.official_path("dncnn_b_gray", weights_dir))
-    denoisers: dict[str, Denoiser] = {"official DnCNN-B": lambda x, s: dncnn.denoise(b_gray, x)}
+    denoisers: dict[str, Denoiser] = {"official DnCNN-B": lambda x, s: denoise(b_gray, x)}
     ours = runs[reference].label or reference if reference in runs else "our DnCNN"
     for label, run in [(ours, reference), (f"ASAPNet {runs[best].variant if best else ''}", best)]:
         if run in models:
-            denoisers[label] = lambda x, s, m=models[run]: dncnn.denoise(m, x, sigma=s)
+            denoisers[label] = lambda x, s, m=models[run]: denoise(m, x, sigma=s)
     return denoisers
 
 

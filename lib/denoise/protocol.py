@@ -6,7 +6,8 @@ is not clipped; the output is clipped to [0, 1] and rounded to uint8; PSNR and S
 (:mod:`lib.metrics.psnr_ssim`) on the full image; mean over images
 (:func:`lib.metrics.psnr_ssim.summarize`). The official-weights stage
 (:mod:`lib.denoise.official`) and the study's evaluation (:mod:`lib.denoise.evaluate`) both
-run every denoiser through :func:`evaluate_denoiser`.
+run every denoiser through :func:`evaluate_denoiser`, and every network through
+:func:`denoise` (numpy image in, numpy image out).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from lib.data import denoise as dn_data
 from lib.metrics.psnr_ssim import denoise_scores, psnr, summarize, to_uint8
@@ -28,6 +30,7 @@ __all__ = [
     "load_test_set",
     "noise_fn",
     "evaluate_denoiser",
+    "denoise",
     "denoise_psnr",
     "summarize",
     "published_psnr",
@@ -197,6 +200,43 @@ def evaluate_denoiser(
     df = pd.DataFrame(rows, columns=["name", "sigma", "psnr", "ssim", "psnr_noisy", "seconds"])
     df.attrs["seed"] = seed
     return df
+
+
+def denoise(model: nn.Module, noisy: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Denoises one image with any denoiser (numpy in, numpy out) under ``torch.inference_mode``.
+
+    Args:
+        model: a denoiser taking (B, C, H, W) in [0, 1] (and ``sigma=`` when given); run on its
+            own device, in its memory layout (channels-last models get a channels-last input)
+            and in the mode it is in (call ``.eval()`` first for BN models).
+        noisy: float (H, W) gray or (H, W, C) color image in [0, 1] plus noise, not clipped.
+        sigma: the noise level (0..255), passed as ``model(x, sigma=(1,) tensor)``; None calls
+            ``model(x)``. Blind models (DnCNN) ignore it.
+
+    Returns:
+        float32 array of the same shape, not clipped.
+
+    Raises:
+        ValueError: ``noisy`` is not a float array of 2 or 3 dimensions.
+    """
+    noisy = np.asarray(noisy)
+    if not np.issubdtype(noisy.dtype, np.floating):
+        raise ValueError(f"noisy must be a float image in [0, 1], got dtype {noisy.dtype}")
+    if noisy.ndim not in (2, 3):
+        raise ValueError(f"noisy must be (H, W) or (H, W, C), got shape {noisy.shape}")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)).to(device)
+    x = x[None, None] if noisy.ndim == 2 else x.permute(2, 0, 1)[None]  # (1, C, H, W)
+    if param is not None and param.ndim == 4 and param.is_contiguous(memory_format=torch.channels_last):
+        x = x.contiguous(memory_format=torch.channels_last)  # match a channels-last model (faster convs on CPU)
+    with torch.inference_mode():
+        if sigma is None:
+            y = model(x)  # (1, C, H, W)
+        else:
+            y = model(x, sigma=torch.full((1,), float(sigma), device=device))  # (1, C, H, W)
+    y = y[0, 0] if noisy.ndim == 2 else y[0].permute(1, 2, 0)  # (H, W) or (H, W, C)
+    return y.float().cpu().numpy()
 
 
 def denoise_psnr(clean_u8: np.ndarray, output: np.ndarray) -> float:
