@@ -17,6 +17,7 @@ from lib.config import ConfigError, from_dict
 from lib.data import generator_geometry, image_size
 from lib.data.labels import label_colormap
 from lib.models import build, load_model
+from lib.models.generate import generator_overrides
 from lib.models.losses import LossConfig, gan_d_loss, vgg19_features
 from lib.train.common import read_losses
 from lib.train.gan import (
@@ -65,6 +66,11 @@ def test_geometry_and_translation_size_are_computed_once():
     assert generator_geometry({"ngf": 8}, {"ngf"}, 64) == {"ngf": 8}  # size-agnostic generators
     with pytest.raises(ValueError, match="height=32 differs from size=64"):
         generator_geometry({"height": 32}, {"height"}, 64)
+    # the one relay from a generator name to its sized config (the trainer, the timing grid and workload use it)
+    assert generator_overrides("asapnet", {"lr_depth": 1}, 64) == {"lr_depth": 1, "height": 64}
+    assert generator_overrides("pix2pixhd", {"ngf": 8}, 64) == {"ngf": 8}
+    with pytest.raises(ValueError, match="height=32 differs from size=64"):
+        generator_overrides("asapnet", {"height": 32}, 64)
     stage = from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"asapnet": {}, "pix2pixhd": {"generator": "pix2pixhd"}}})
     assert translation_size(stage) == 64
     mixed = from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"a": {}, "b": {"size": 32}}})

@@ -1,20 +1,25 @@
 """Label -> photo inference: the one path from label ids to uint8 images for every generator.
 
 Used by the batch translation CLI, the evaluation's generated test sets, the training sample
-grids and the end-to-end timing, so they all produce the same pixels for the same weights.
+grids and the end-to-end timing, so they all produce the same pixels for the same weights. The
+trainer, the timing grid and the timing workload fit a generator's config to the image height
+with :func:`generator_overrides`.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lib.data import generator_geometry
 from lib.data.transforms import one_hot
-from lib.models import make_config
+from lib.models import config_class, make_config
 
-__all__ = ["GENERATORS", "size_multiple", "to_uint8", "generator_inputs", "generate", "generate_images"]
+__all__ = ["GENERATORS", "generator_overrides", "size_multiple", "to_uint8", "generator_inputs", "generate",
+           "generate_images"]
 
 GENERATORS = ("asapnet", "pix2pixhd", "spade")  # registry names of the label -> photo generators
 
@@ -74,6 +79,18 @@ def generate_images(generator: nn.Module, label_ids: Tensor, instance_edge: Tens
     with torch.inference_mode():
         fake = generate(generator, label_ids.to(device), None if instance_edge is None else instance_edge.to(device))
     return to_uint8(fake)
+
+
+def generator_overrides(name: str, overrides: Mapping[str, Any], size: int) -> dict:
+    """The config overrides of registered generator ``name`` for images of height ``size``:
+    ``overrides`` with the geometry rule applied (:func:`lib.data.generator_geometry`: ``height =
+    size`` where the config has a ``height`` field, i.e. ASAPNet).
+
+    Raises:
+        ValueError: ``overrides`` sets another ``height``.
+    """
+    fields = {f.name for f in dataclasses.fields(config_class(name))}
+    return generator_geometry(overrides, fields, size)
 
 
 def size_multiple(name: str, cfg: Any) -> tuple[int, int]:

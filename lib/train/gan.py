@@ -20,7 +20,7 @@ values only, e.g. pix2pixHD::
 
 The loop, data order, resume, checkpoints, loss CSV and DDP are :func:`lib.train.loop.run`'s;
 horizontal flips are decided by ``(seed, epoch, index)`` there, so build the dataset with
-``flip=False``. The generator is built for the image height (:func:`lib.data.generator_geometry`).
+``flip=False``. The generator is built for the image height (:func:`lib.models.generate.generator_overrides`).
 
 Outputs (rank 0) in ``out_dir``:
 
@@ -48,11 +48,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lib.config import ConfigError, check_keys, deep_merge, from_dict, to_dict
-from lib.data import generator_geometry
 from lib.data.images import write_image
 from lib.data.transforms import one_hot
 from lib.device import autocast_dtype_name, check_device, check_precision
-from lib.models import build, config_class, make_config
+from lib.models import build, make_config
+from lib.models.generate import generator_overrides
 from lib.models.losses import LossConfig, d_loss_terms, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
 from lib.train.common import check_unflipped, grad_scaler
 from lib.train.gan_outputs import (EVAL_GENERATOR_NAME, SAMPLES_DIR, SNAPSHOTS_DIR, curve_steps, ema_update, generate,
@@ -289,12 +289,6 @@ def _split_batch(feats: list[list[Tensor]], n: int) -> tuple[list[list[Tensor]],
 # ----------------------------------------------------------------------------- set-up and images
 
 
-def _generator_config(cfg: GANTrainConfig) -> Any:
-    """The generator's registry config for images of height ``cfg.size`` (:func:`lib.data.generator_geometry`)."""
-    fields = {f.name for f in dataclasses.fields(config_class(cfg.generator))}
-    return make_config(cfg.generator, generator_geometry(cfg.generator_cfg, fields, cfg.size))
-
-
 def _conditioning(g_cfg: Any) -> tuple[int, bool]:
     """``(label_nc, use_instance_edge)`` of a generator config."""
     if not hasattr(g_cfg, "label_nc"):
@@ -366,7 +360,7 @@ def train_gan(
     cfg = cfg if isinstance(cfg, GANTrainConfig) else from_dict(GANTrainConfig, cfg, where="train")
     check_unflipped(train_set, "GANTrainConfig")
     n_items = len(train_set)
-    g_cfg = _generator_config(cfg)
+    g_cfg = make_config(cfg.generator, generator_overrides(cfg.generator, cfg.generator_cfg, cfg.size))
     label_nc, use_edge = _conditioning(g_cfg)
     d_cfg = _discriminator_config(cfg, label_nc, use_edge)
     first = train_set[0]

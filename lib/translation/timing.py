@@ -8,7 +8,6 @@ chosen from a time budget per cell (docs/design.md#timing-protocol).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -22,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import torch
 
 from lib.config import ConfigError, from_dict, to_dict
-from lib.data import generator_geometry, image_size
+from lib.data import image_size
 from lib.data.images import write_image
 from lib.device import all_cores, check_device, resolve_device
 from lib.io import write_csv, write_json
 from lib.metrics.timing import TIMING_PROTOCOL, peak_memory, runs_for, time_forward
-from lib.models import build, config_class, make_config
+from lib.models import build, make_config
 from lib.models.complexity import count_macs, params_on_meta
+from lib.models.generate import generator_overrides
 from lib.train.gan import TranslationTrainStage, gan_config
 from lib.translation.workload import (
     DTYPES,
@@ -193,8 +193,7 @@ def trained_generators(stage: TranslationTrainStage) -> list[dict]:
             height, width = image_size(stage.dataset, gc.size)
         except KeyError as e:
             raise ConfigError(f"train_translation.dataset: {e.args[0]}") from e
-        fields = {f.name for f in dataclasses.fields(config_class(gc.generator))}
-        cfg = make_config(gc.generator, generator_geometry(gc.generator_cfg, fields, gc.size))  # as lib.train.gan builds it
+        cfg = make_config(gc.generator, generator_overrides(gc.generator, gc.generator_cfg, gc.size))  # as lib.train.gan
         out.append({
             "model": key,
             "generator": gc.generator,

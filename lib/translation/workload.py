@@ -12,7 +12,6 @@ Command line (prints JSON, see :func:`measure`)::
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from functools import partial
@@ -21,15 +20,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from lib.data import generator_geometry
 from lib.data.cityscapes import instance_edges
 from lib.data.images import read_label, write_image
 from lib.data.transforms import one_hot
 from lib.device import resolve_device
 from lib.metrics.timing import peak_memory, time_forward
-from lib.models import build, config_class, make_config
+from lib.models import build, make_config
 from lib.models.complexity import count_macs, count_params, macs_on_meta
-from lib.models.generate import GENERATORS, generate, size_multiple, to_uint8
+from lib.models.generate import GENERATORS, generate, generator_overrides, size_multiple, to_uint8
 from lib.provenance import environment_info
 
 __all__ = [
@@ -62,8 +60,7 @@ def timing_config(name: str, height: int, label_nc: int = 35, overrides: dict | 
     """
     if name not in TIMED_MODELS:
         raise KeyError(f"unknown model {name!r} for timing; known: {', '.join(TIMED_MODELS)}")
-    fields = {f.name for f in dataclasses.fields(config_class(name))}
-    cfg = generator_geometry({"label_nc": int(label_nc)}, fields, int(height))  # ASAPNet: height = image height
+    cfg = generator_overrides(name, {"label_nc": int(label_nc)}, int(height))  # ASAPNet: height = image height
     cfg.update(overrides or {})
     return cfg
 
