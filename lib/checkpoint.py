@@ -16,7 +16,7 @@ import torch
 from lib.io import atomic_path
 from lib.paths import git_revision
 
-__all__ = ["save_checkpoint", "load_checkpoint", "REQUIRED_KEYS"]
+__all__ = ["save_checkpoint", "load_checkpoint", "check_finite_state", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("model", "config", "state_dict", "step", "git_revision", "torch_version")
 
@@ -65,7 +65,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a checkpoint of this project (names the missing keys).
+        ValueError: the file is not a checkpoint of this project (names the missing keys, or
+            the entry of the wrong kind: ``model`` a string, ``config`` a mapping,
+            ``state_dict`` a mapping of names to tensors, ``step`` an integer).
     """
     path = Path(path)
     if not path.is_file():
@@ -77,4 +79,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path}: not a self-describing checkpoint, missing {missing}")
+    kinds = {"model": (str,), "config": (dict,), "state_dict": (dict,), "step": (int,)}
+    for key, types in kinds.items():
+        if not isinstance(ckpt[key], types) or isinstance(ckpt[key], bool):
+            raise ValueError(f"{path}: checkpoint entry {key!r} is a {type(ckpt[key]).__name__}, "
+                             f"expected a {types[0].__name__}")
+    for name, tensor in ckpt["state_dict"].items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{path}: state_dict entry {name!r} is a {type(tensor).__name__}, expected a tensor")
     return ckpt
+
+
+def check_finite_state(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Raises if a floating tensor of ``state_dict`` (read from ``path``) holds NaN or infinity.
+
+    Raises:
+        ValueError: names the file, the tensor and how many values are not finite.
+    """
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ValueError(f"{path}: weights {name!r} hold {bad} non-finite value(s) (NaN or inf) "
+                                 f"of {tensor.numel()}; the checkpoint cannot be used")

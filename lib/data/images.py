@@ -111,12 +111,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return h, w
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
+def write_image(path: str | os.PathLike, array: np.ndarray, overwrite: bool = True) -> Path:
     """Writes a ``uint8`` image atomically; the format follows the file suffix.
 
     Args:
         path: destination (``.png``, ``.jpg``, ...).
         array: ``(H, W)`` or ``(H, W, 3)`` ``uint8``.
+        overwrite: replace an existing file; ``False`` raises :class:`FileExistsError` instead.
 
     Returns:
         ``path``.
@@ -134,6 +135,6 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
     if fmt is None:
         raise ValueError(f"{path}: unknown image suffix {path.suffix!r}")
     img = Image.fromarray(np.ascontiguousarray(array))
-    with atomic_path(path) as tmp:  # temp name ends in .tmp: pass the format explicitly
+    with atomic_path(path, overwrite) as tmp:  # temp name ends in .tmp: pass the format explicitly
         img.save(tmp, format=fmt)
     return path

@@ -14,7 +14,7 @@ import os
 import torch
 from torch import nn
 
-from lib.checkpoint import load_checkpoint
+from lib.checkpoint import check_finite_state, load_checkpoint
 from lib.config import from_dict
 
 __all__ = ["MODELS", "build", "config_class", "model_class", "make_config", "load_model", "model_name"]
@@ -74,14 +74,18 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a checkpoint of this project, an unregistered model, or weights that
-            do not fit the built model (each names the file).
+        ValueError: not a checkpoint of this project, an unregistered model, weights that
+            do not fit the built model, or weights with NaN / infinite values (each names the
+            file; the last also the tensor).
     """
     ckpt = load_checkpoint(path, map_location="cpu")
+    check_finite_state(path, ckpt["state_dict"])
     try:
         model = build(ckpt["model"], ckpt["config"])
     except KeyError as e:
         raise ValueError(f"{path}: {e.args[0]}") from e
+    except (TypeError, ValueError) as e:  # a config the model's config class rejects
+        raise ValueError(f"{path}: the checkpoint's config does not build {ckpt['model']!r}: {e}") from e
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as e:

@@ -74,10 +74,20 @@ def generate(
 
 def generate_images(generator: nn.Module, label_ids: Tensor, instance_edge: Tensor | None = None) -> np.ndarray:
     """Label ids ``(B, H, W)`` -> generated images ``(B, H, W, 3)`` uint8 (inference mode, the
-    generator's device)."""
+    generator's device).
+
+    Raises:
+        ValueError: an image with NaN or infinite values (which would otherwise be written as
+            black or white pixels); names its index in the batch.
+    """
     device = next(generator.parameters()).device
     with torch.inference_mode():
         fake = generate(generator, label_ids.to(device), None if instance_edge is None else instance_edge.to(device))
+        finite = torch.isfinite(fake).flatten(1).all(1)  # (B,)
+    if not bool(finite.all()):
+        bad = [int(i) for i in torch.nonzero(~finite).flatten().tolist()]
+        raise ValueError(f"the generated image has NaN or infinite values (batch item(s) {bad}); "
+                         "the generator's weights or inputs are not finite")
     return to_uint8(fake)
 
 

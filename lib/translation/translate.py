@@ -3,13 +3,22 @@
 Usage::
 
     python -m lib.translation.translate --checkpoint CKPT --labels DIR --out DIR [--device cpu] [--batch 4]
-                                        [--instances DIR] [--threads N] [--pattern "*.png"]
+                                        [--instances DIR] [--threads N] [--pattern "*.png"] [--overwrite]
 
-Reads every label map in ``--labels`` (single-channel index PNGs, values = label ids in
-``[0, label_nc)``), rebuilds the generator recorded in the checkpoint
+Reads every label map in ``--labels`` matching ``--pattern`` (single-channel index PNGs,
+values = label ids in ``[0, label_nc)``), rebuilds the generator recorded in the checkpoint
 (:func:`lib.models.load_model`), generates through :func:`lib.models.generate.generate_images`
-and writes one RGB PNG per label map, same file name, into ``--out``. Label maps of the same
-size are batched (``--batch``).
+and writes one RGB PNG per label map into ``--out``, at the label map's path relative to
+``--labels`` with the suffix ``.png`` (``a/b.png`` for ``a/b.png`` under a ``**/*.png``
+pattern). Label maps of the same size are batched (``--batch``).
+
+Nothing is lost: an ``--out`` that is (or resolves to) the label or instance folder, or lies
+inside one, is refused; so is a run in which two inputs would give one output (``x.png`` and
+``x.jpg``; the colliding inputs are listed) or an output would land on an input. A file
+already in ``--out`` is never replaced unless ``--overwrite`` is given (the run is refused
+before anything is written, naming the files). The output folder is locked for the run
+(:class:`lib.io.FolderLock`): a second run writing to it fails at once. The printed count is
+the number of files written.
 
 Instance edges: with ``--instances DIR`` the instance map of the same file name is read and
 turned into an edge map (pix2pixHD ``get_edges``); without it a model built with
@@ -18,20 +27,22 @@ what a label map without instances means.
 
 ASAPNet runs its fast path (:func:`lib.models.asapnet.pixelwise_mlp_fast`) and is given the
 label ids directly (no one-hot detection). A file that cannot be read, has label ids outside
-``[0, label_nc)``, a missing instance map or a size the model cannot take is named on stderr
-and skipped; the others are still written, and the exit code is 1 at the end if any failed.
+``[0, label_nc)``, a missing instance map, a size the model cannot take or a generated image
+with NaN / infinite values is named on stderr and skipped; the others are still written, and
+the exit code is 1 at the end if any failed (2 for a run refused before it started).
 The summary line reports images/s over the whole run (reading, forward, writing) and over the
 forward passes alone.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +51,7 @@ from torch import nn
 from lib.data.cityscapes import instance_edges
 from lib.data.images import read_label, write_image
 from lib.device import resolve_device, sync
+from lib.io import FolderBusyError, FolderLock
 from lib.models import load_model, model_name
 from lib.models.complexity import peak_tensor_bytes
 from lib.models.generate import GENERATORS, generate_images, size_multiple
@@ -127,11 +139,12 @@ class TranslateResult:
 @dataclass
 class _Item:
     src: Path
+    dest: Path
     ids: np.ndarray  # (H, W) int64
     edge: np.ndarray | None  # (H, W) float32
 
 
-def _read_item(path: Path, label_nc: int, instances: Path | None, use_edge: bool) -> _Item:
+def _read_item(path: Path, dest: Path, rel: Path, label_nc: int, instances: Path | None, use_edge: bool) -> _Item:
     ids = read_label(path)  # (H, W) int64; ValueError naming the file when unreadable
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= label_nc:
@@ -141,11 +154,11 @@ def _read_item(path: Path, label_nc: int, instances: Path | None, use_edge: bool
         if instances is None:
             edge = np.zeros(ids.shape, dtype=np.float32)  # no instance map: no instance boundaries
         else:
-            inst = read_label(instances / path.name)  # FileNotFoundError / ValueError name the file
+            inst = read_label(instances / rel)  # FileNotFoundError / ValueError name the file
             if inst.shape != ids.shape:
-                raise ValueError(f"{instances / path.name}: instance map size {inst.shape} != label map size {ids.shape}")
+                raise ValueError(f"{instances / rel}: instance map size {inst.shape} != label map size {ids.shape}")
             edge = instance_edges(inst)  # (H, W) float32
-    return _Item(path, ids, edge)
+    return _Item(path, dest, ids, edge)
 
 
 def _writable_folder(out: Path) -> None:
@@ -162,6 +175,58 @@ def _writable_folder(out: Path) -> None:
         raise ValueError(f"{out}: cannot create the output folder ({e.strerror or e})") from e
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"{out}: output folder is not writable")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (both already resolved)."""
+    return path == folder or folder in path.parents
+
+
+def _label_files(labels: Path, pattern: str) -> list[Path]:
+    """The files under ``labels`` matching ``pattern``, sorted.
+
+    Raises:
+        ValueError: a pattern that is absolute or climbs out of the folder (``..``).
+    """
+    if not pattern or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+        raise ValueError(f"--pattern {pattern!r}: must be a relative glob inside the label folder (no '..')")
+    try:
+        return sorted(p for p in labels.glob(pattern) if p.is_file())
+    except (ValueError, NotImplementedError) as e:
+        raise ValueError(f"--pattern {pattern!r}: {e}") from e
+
+
+def _plan_outputs(files: Sequence[Path], labels: Path, out: Path, inputs: Iterable[Path],
+                  keep: Iterable[Path]) -> dict[Path, Path]:
+    """``{input file: output file}``: ``out / <path relative to labels>`` with suffix ``.png``.
+
+    Raises:
+        ValueError: ``out`` is or lies inside an input folder (``inputs``), two inputs map to
+            one output (lists them), or an output would land inside an input folder or on a
+            file of ``keep`` (e.g. the checkpoint).
+    """
+    out_real = out.resolve()
+    folders = [Path(f).resolve() for f in inputs]
+    for folder in folders:
+        if _inside(out_real, folder):
+            raise ValueError(f"{out}: the output folder is (or lies inside) the input folder {folder}; "
+                             "choose an output folder outside it")
+    plan = {f: out / f.relative_to(labels).with_suffix(".png") for f in files}
+    by_dest: dict[Path, list[Path]] = {}
+    for src, dest in plan.items():
+        by_dest.setdefault(dest, []).append(src)
+    clashes = {d: srcs for d, srcs in by_dest.items() if len(srcs) > 1}
+    if clashes:
+        listed = "; ".join(f"{', '.join(map(str, srcs))} -> {d}" for d, srcs in list(clashes.items())[:5])
+        more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+        raise ValueError(f"{len(clashes)} output name(s) would be written by more than one input: {listed}{more}; "
+                         "rename the inputs or narrow --pattern")
+    kept = {Path(k).resolve() for k in keep}
+    for src, dest in plan.items():
+        real = dest.parent.resolve() / dest.name  # a symlinked subfolder of out counts where it points
+        if any(_inside(real, folder) for folder in folders) or real in kept or dest.resolve() in kept:
+            raise ValueError(f"{dest}: the output for {src} would overwrite an input; choose another output folder")
+    return plan
 
 
 def _generate(model: nn.Module, items: Sequence[_Item]) -> np.ndarray:
@@ -183,12 +248,16 @@ def translate_dir(
     pattern: str = "*.png",
     progress: bool = True,
     max_memory: int | None = None,
+    overwrite: bool = False,
+    keep: Iterable[str | Path] = (),
 ) -> TranslateResult:
     """Translates every label map in ``labels`` (matching ``pattern``, sorted) into ``out``.
 
-    Files that fail (unreadable, ids outside ``[0, label_nc)``, missing instance map, a size
-    the model rejects) are recorded in ``failed`` with a message naming them and printed to
-    stderr; the others are written.
+    Output ``i`` is ``out / <input i relative to labels>`` with the suffix ``.png``. Files
+    that fail (unreadable, ids outside ``[0, label_nc)``, missing instance map, a size the
+    model rejects, a non-finite generated image) are recorded in ``failed`` with a message
+    naming them and printed to stderr; the others are written. ``out`` is locked for the
+    run (:class:`lib.io.FolderLock`).
 
     Args:
         model: a generator in eval mode (see :func:`lib.models.load_model`).
@@ -201,28 +270,50 @@ def translate_dir(
         max_memory: bytes a forward pass may use; None: what the device has free
             (:func:`available_memory`). A label map whose estimated need (:class:`MemoryModel`)
             exceeds it is refused with a message naming its size, the estimate and the limit.
+        overwrite: replace output files that exist before the run (else the run is refused).
+        keep: further files never to write over (e.g. the checkpoint).
 
     Returns:
         A :class:`TranslateResult`.
 
     Raises:
         FileNotFoundError: no label folder, or no file in it matches ``pattern``.
-        ValueError: ``batch < 1``, or ``out`` cannot be a writable folder (names it and why).
+        FileExistsError: outputs exist already and ``overwrite`` is false (names them).
+        FolderBusyError: another run holds ``out``.
+        ValueError: ``batch < 1``, ``max_memory <= 0``, a bad ``pattern``, ``out`` that cannot
+            be a writable folder, is inside an input folder, or two inputs mapping to one
+            output (each names the path and why).
     """
-    from tqdm.auto import tqdm
-
     if batch < 1:
         raise ValueError(f"batch={batch} must be >= 1")
+    if max_memory is not None and not max_memory > 0:
+        raise ValueError(f"max_memory={max_memory} must be > 0 bytes")
     labels, out = Path(labels), Path(out)
     if not labels.is_dir():
         raise FileNotFoundError(f"label folder not found: {labels}")
     inst_dir = Path(instances) if instances is not None else None
     if inst_dir is not None and not inst_dir.is_dir():
         raise FileNotFoundError(f"instance folder not found: {inst_dir}")
-    files = sorted(p for p in labels.glob(pattern) if p.is_file())
+    files = _label_files(labels, pattern)
     if not files:
         raise FileNotFoundError(f"no label maps matching {pattern!r} in {labels}")
+    plan = _plan_outputs(files, labels, out, [labels] + ([inst_dir] if inst_dir is not None else []), keep)
     _writable_folder(out)
+    with FolderLock(out, "translate run"):
+        existing = [d for d in plan.values() if os.path.lexists(d)]
+        if existing and not overwrite:
+            shown = ", ".join(str(d) for d in existing[:3]) + (f" (and {len(existing) - 3} more)" if len(existing) > 3 else "")
+            raise FileExistsError(f"{out}: {len(existing)} output file(s) exist already and would be replaced: {shown}; "
+                                  "pass --overwrite to replace them, or choose an empty output folder")
+        return _translate(model, labels, plan, inst_dir, batch, progress, max_memory, overwrite)
+
+
+def _translate(model: nn.Module, labels: Path, plan: dict[Path, Path], inst_dir: Path | None, batch: int,
+               progress: bool, max_memory: int | None, overwrite: bool) -> TranslateResult:
+    """:func:`translate_dir` once its inputs and outputs are checked and ``out`` is locked."""
+    from tqdm.auto import tqdm
+
+    files = list(plan)
     cfg = model.cfg
     label_nc, use_edge = cfg.label_nc, cfg.use_instance_edge
     name = model_name(model)
@@ -258,7 +349,7 @@ def translate_dir(
             return
         for it, img in zip(group, images):
             try:
-                result.written.append(write_image(out / (it.src.stem + ".png"), img))
+                result.written.append(write_image(it.dest, img, overwrite=overwrite))
             except (OSError, ValueError) as e:
                 fail(it.src, e)
         bar.update(len(group))
@@ -267,7 +358,7 @@ def translate_dir(
     pending: list[_Item] = []
     for path in files:
         try:
-            item = _read_item(path, label_nc, inst_dir, use_edge)
+            item = _read_item(path, plan[path], path.relative_to(labels), label_nc, inst_dir, use_edge)
             h, w = item.ids.shape
             if limit is not None and h * w > (2 * CALIBRATION_SIDE) ** 2:
                 if not memory:
@@ -297,25 +388,47 @@ def translate_dir(
     return result
 
 
+def _device(name: str) -> torch.device:
+    """``--device`` as a torch device that exists here.
+
+    Raises:
+        ValueError: an unknown device name, CUDA missing, or a CUDA index past the device count.
+    """
+    try:
+        device = resolve_device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"--device {name!r}: {e}") from e
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:<index>")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code (1 if any file failed)."""
+    """Command-line entry point; returns the exit code (1 if any file failed, 2 if the run was refused)."""
     ap = argparse.ArgumentParser(prog="python -m lib.translation.translate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", required=True, help="generator checkpoint (lib.checkpoint format)")
     ap.add_argument("--labels", required=True, help="folder of label maps (index PNGs)")
-    ap.add_argument("--out", required=True, help="output folder for the generated images")
+    ap.add_argument("--out", required=True, help="output folder for the generated images (not inside --labels)")
     ap.add_argument("--instances", default=None, help="folder of instance maps with the same names (optional)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--batch", type=int, default=4, help="label maps per forward pass")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--pattern", default="*.png", help="glob of the label files")
+    ap.add_argument("--pattern", default="*.png", help="glob of the label files, relative to --labels (e.g. '**/*.png')")
+    ap.add_argument("--overwrite", action="store_true", help="replace output files that exist before the run")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--max-memory-gb", type=float, default=None,
                     help="memory a forward pass may use (default: what the device has free)")
     args = ap.parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     try:
-        model = load_model(args.checkpoint, resolve_device(args.device))
+        if args.threads < 0:
+            raise ValueError(f"--threads {args.threads}: must be >= 0")
+        if args.max_memory_gb is not None and not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
+            raise ValueError(f"--max-memory-gb {args.max_memory_gb}: must be a number > 0")
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        model = load_model(args.checkpoint, _device(args.device))
         name = model_name(model)
         if name not in GENERATORS:
             raise ValueError(f"{args.checkpoint}: model {name!r} is not a label->photo generator ({', '.join(GENERATORS)})")
@@ -327,10 +440,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch=args.batch,
             progress=not args.no_progress,
             pattern=args.pattern,
-            max_memory=None if args.max_memory_gb is None else int(args.max_memory_gb * 2**30),
+            max_memory=None if args.max_memory_gb is None else max(1, int(args.max_memory_gb * 2**30)),
+            overwrite=args.overwrite,
+            keep=[args.checkpoint],
         )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (OSError, ValueError, KeyError, FolderBusyError) as e:  # FileNotFoundError, FileExistsError: OSError
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 2
     path = " (ASAPNet fast path)" if name == "asapnet" else ""
     print(
