@@ -234,6 +234,12 @@ class CityscapesDataset(Dataset):
         """Selects the flips of ``epoch``."""
         self.epoch = int(epoch)
 
+    def fingerprint(self) -> str:
+        """The identity of the data: :func:`lib.io.files_digest` of every label, instance and photo file, in order."""
+        from lib.io import files_digest
+
+        return files_digest([it[k] for it in self.items for k in ("label", "instance", "image") if it.get(k) is not None])
+
     def __len__(self) -> int:
         return len(self.items)
 

@@ -166,6 +166,14 @@ class PatchDataset(Dataset):
         """Selects the patches of ``epoch``."""
         self.epoch = int(epoch)
 
+    def fingerprint(self) -> str:
+        """The identity of the data: SHA-256 of the training images (shape, dtype, pixels), in order."""
+        h = hashlib.sha256()
+        for im in self.images:
+            h.update(f"{im.shape}{im.dtype}".encode())
+            h.update(np.ascontiguousarray(im).tobytes())
+        return h.hexdigest()
+
     def __len__(self) -> int:
         return self.length
 

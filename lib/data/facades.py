@@ -136,6 +136,12 @@ class FacadesDataset(Dataset):
         """Selects the flips of ``epoch``."""
         self.epoch = int(epoch)
 
+    def fingerprint(self) -> str:
+        """The identity of the data: :func:`lib.io.files_digest` of every photo and label file, in order."""
+        from lib.io import files_digest
+
+        return files_digest([p for pair in self.pairs for p in pair])
+
     def __len__(self) -> int:
         return len(self.pairs)
 

@@ -60,10 +60,12 @@ __all__ = [
 
 LOSS_COLUMNS = ("step", "epoch", "loss", "lr", "seconds")
 
-# Training settings that fix the trajectory: a checkpoint made with other values cannot be
-# resumed into this run (run length, logging, threads, device and workers may change).
+# Training settings that fix the trajectory or the outputs: a checkpoint made with other values
+# cannot be resumed into this run (run length, threads, device and workers may change).
 RESUME_KEYS = (
     "seed",
+    "log_every",
+    "bn_recalibration_batches",
     "patch_size",
     "patch_sizes",
     "batch_size",

@@ -7,13 +7,16 @@ are self-describing checkpoints (:func:`lib.checkpoint.save_checkpoint`) that
 :func:`lib.models.load_model` reads; they hold the averaged weights when the run keeps an
 average (``ema_decay > 0``), else the generator's own, and carry ``train_seconds`` (training
 wall time up to that step) and ``ema`` so a learning curve can put quality against time
-(docs/design.md#training).
+(docs/design.md#training). ``generator.pt`` also names the snapshots of its run
+(``snapshots``): :func:`list_snapshots` reads those only, so a snapshot left by an earlier run
+with other settings is never evaluated, and :func:`stale_outputs` names the files a resumed
+run would not write (deleted before it continues).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +37,8 @@ __all__ = [
     "curve_steps",
     "write_generator",
     "list_snapshots",
+    "snapshot_name",
+    "stale_outputs",
     "sample_grid",
     "generate",
 ]
@@ -62,23 +67,85 @@ def curve_steps(total: int, points: int) -> list[int]:
     return sorted({max(1, int(round(total * (i + 1) / points))) for i in range(points)})
 
 
+def snapshot_name(step: int) -> str:
+    """The file name of the snapshot (and sample grid stem) of ``step``: ``step_XXXXXX.pt``."""
+    return f"step_{int(step):06d}.pt"
+
+
 def write_generator(path: str | os.PathLike, generator: nn.Module, model_name: str, model_cfg: Any, *,
-                    step: int, train_seconds: float, ema: bool, params: Mapping[str, Any] | None = None) -> Path:
+                    step: int, train_seconds: float, ema: bool, params: Mapping[str, Any] | None = None,
+                    snapshots: Sequence[str] | None = None) -> Path:
     """Writes ``generator``'s weights as a checkpoint :func:`lib.models.load_model` reads,
-    with ``train_seconds`` and ``ema`` (atomic)."""
+    with ``train_seconds``, ``ema`` and, for the evaluation generator, the file names of its
+    run's ``snapshots`` (atomic)."""
+    extra = {} if snapshots is None else {"snapshots": [str(n) for n in snapshots]}
     return save_checkpoint(path, model=model_name, config=to_dict(model_cfg), state_dict=generator.state_dict(),
                            step=step, params=to_dict(params) if params is not None else None,
-                           train_seconds=float(train_seconds), ema=bool(ema))
+                           train_seconds=float(train_seconds), ema=bool(ema), **extra)
+
+
+def _step_of(path: Path) -> int | None:
+    digits = path.name.split(".", 1)[0][len("step_"):]
+    return int(digits) if digits.isdigit() else None
+
+
+def stale_outputs(out_dir: str | os.PathLike, start: int, *, total: int, sample_every: int,
+                  curve_steps: Collection[int]) -> Iterator[Path]:
+    """The files of an earlier run in ``out_dir`` that a run resumed at step ``start`` towards
+    ``total`` steps would not write: snapshots and sample grids at steps outside its schedule
+    or past ``start`` (rewritten when reached), and ``generator.pt`` / ``samples/latest.png``
+    when steps remain (rewritten at the end)."""
+    out = Path(out_dir)
+    samples = {s for s in range(1, total + 1) if sample_every and s % sample_every == 0} | {total}
+    for folder, pattern, wanted in ((SNAPSHOTS_DIR, "step_*.pt", set(curve_steps)), (SAMPLES_DIR, "step_*.png", samples)):
+        for path in sorted((out / folder).glob(pattern)):
+            step = _step_of(path)
+            if step is None or step not in wanted or step > start:
+                yield path
+    if start < total:
+        yield out / EVAL_GENERATOR_NAME
+        yield out / SAMPLES_DIR / "latest.png"
+
+
+def _run_snapshots(out_dir: Path) -> list[Path]:
+    """The snapshot files of the run in ``out_dir``: those its ``generator.pt`` names; for a run
+    written before it named them, every ``snapshots/step_*.pt`` up to its step (all of them
+    without a ``generator.pt``).
+
+    Raises:
+        FileNotFoundError: a snapshot that ``generator.pt`` names is missing (names both).
+        ValueError: ``generator.pt`` names something other than a snapshot file.
+    """
+    found = sorted((out_dir / SNAPSHOTS_DIR).glob("step_*.pt"))
+    gen_path = out_dir / EVAL_GENERATOR_NAME
+    if not gen_path.is_file():
+        return found
+    gen = load_checkpoint(gen_path)
+    names = gen.get("snapshots")
+    if names is None:
+        return [p for p in found if (_step_of(p) or 0) <= int(gen["step"])]
+    paths = []
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or _step_of(Path(name)) is None:
+            raise ValueError(f"{gen_path}: {name!r} in its snapshot list is not a snapshot file name")
+        path = out_dir / SNAPSHOTS_DIR / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: snapshot named by {gen_path} is missing (re-run the training stage)")
+        paths.append(path)
+    return paths
 
 
 def list_snapshots(out_dir: str | os.PathLike) -> list[tuple[int, float, Path]]:
-    """``(step, train_seconds, path)`` of every snapshot under ``out_dir/snapshots``, by step.
+    """``(step, train_seconds, path)`` of the snapshots of the run in ``out_dir``, by step:
+    those its ``generator.pt`` names (files left in ``snapshots/`` by an earlier run with
+    other settings are ignored).
 
     Raises:
+        FileNotFoundError: a named snapshot is missing (names it).
         ValueError: a snapshot without ``train_seconds`` (names the file).
     """
     rows = []
-    for path in sorted((Path(out_dir) / SNAPSHOTS_DIR).glob("step_*.pt")):
+    for path in _run_snapshots(Path(out_dir)):
         ckpt = load_checkpoint(path)
         if "train_seconds" not in ckpt:
             raise ValueError(f"{path}: snapshot has no train_seconds (written by an older version?)")
@@ -135,6 +202,10 @@ def generate(generator: nn.Module, dataset: Dataset, out_dir: str | os.PathLike,
             names.append(stem)
         labels = torch.stack([it["label"] for it in items])  # (b, H, W)
         edge = torch.stack([it["instance_edge"] for it in items]) if use_edge else None  # (b, 1, H, W)
-        for name, img in zip(names, generate_images(generator, labels, edge)):
+        try:
+            images = generate_images(generator, labels, edge)  # (b, H, W, 3)
+        except ValueError as e:  # a non-finite image: name the items
+            raise ValueError(f"{', '.join(str(it['path']) for it in items)}: {e}") from e
+        for name, img in zip(names, images):
             written.append(write_image(out_dir / f"{name}.png", img))
     return written

@@ -14,14 +14,20 @@ must share. :func:`run` does the rest, identically for all (docs/design.md#train
   by ``(seed, e, index)``. Under ``torchrun`` each rank takes a contiguous shard of every
   batch and DDP averages the gradients; rank 0 writes the outputs.
 - Seeds: ``seed`` before ``build`` (same initial weights on every rank), then a per-rank seed.
-- Resume: from ``out_dir/checkpoint.pt`` (same model, config and ``resume_keys``): weights,
-  optimizer / scheduler / scaler and RNG states, running loss sums; the loss CSV drops the
-  rows after the checkpoint. A killed and resumed run computes the same steps as an
-  uninterrupted one (bitwise on the CPU with the same thread count).
+- Resume: from ``out_dir/checkpoint.pt`` when it has the same model, config, ``resume_keys``
+  (every setting that shapes the trajectory or the outputs), training data
+  (:func:`lib.train.identity.data_fingerprint`), output identity (``Trainer.identity``) and
+  a step not past the requested total; otherwise the run starts afresh and says why in one
+  line. Restored: weights, optimizer / scheduler / scaler and RNG states, running loss sums;
+  the loss CSV drops the rows after the checkpoint and ``Trainer.stale_on_resume`` names the
+  files of the earlier run this one would not write (deleted). A killed and resumed run
+  computes the same steps as an uninterrupted one (bitwise on the CPU with the same thread count).
+- One writer: ``out_dir`` is locked for the run (:class:`lib.io.FolderLock`, rank 0); a second
+  run on the same folder fails at once, naming the pid that holds it.
 - Outputs: ``checkpoint.pt`` (every ``checkpoint_every`` steps and at the end, atomic;
   :func:`lib.train.state.save_training_checkpoint`, ``extra`` holding the trainer's entries,
   ``seconds``, ``world_size``, ``num_items``, ``loss_sums``, ``loss_count``, ``last_losses``,
-  ``stage_params``) and ``losses.csv``: ``step, epoch, <loss terms>, <lr columns>, seconds``,
+  ``stage_params``, ``identity``) and ``losses.csv``: ``step, epoch, <loss terms>, <lr columns>, seconds``,
   one row every ``log_every`` steps and at the last, each loss the mean since the previous row.
 - NaN guard: a non-finite loss (mean over ranks) or weight stops the run, naming the step and
   the last good checkpoint, which is never replaced by a bad state.
@@ -43,9 +49,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lib.checkpoint import load_checkpoint
-from lib.config import to_dict
 from lib.data.transforms import hflip, sample_rng
+from lib.io import FolderBusyError, FolderLock
 from lib.train.common import (
     all_reduce_mean,
     append_losses,
@@ -63,6 +68,7 @@ from lib.train.common import (
     set_threads,
     wrap_ddp,
 )
+from lib.train.identity import checkpoint_mismatch, data_fingerprint, resume_mismatch
 from lib.train.state import (
     gather_rng_states,
     load_training_checkpoint,
@@ -171,38 +177,6 @@ class EpochItems(Dataset):
         return item
 
 
-# ----------------------------------------------------------------------------- resume
-
-
-def resume_mismatch(stored: Mapping[str, Any], cfg: Any, keys: Iterable[str]) -> str | None:
-    """Why a checkpoint with stage params ``stored`` cannot continue a run configured as ``cfg``
-    (the trajectory settings ``keys`` differ), or None when it can."""
-    now = to_dict(cfg)
-    diff = [k for k in keys if stored.get(k) != now[k]]
-    if not diff:
-        return None
-    return "training settings differ (" + ", ".join(f"{k}: checkpoint {stored.get(k)!r} vs requested {now[k]!r}" for k in diff) + ")"
-
-
-def _checkpoint_mismatch(path: Path, parts: "Parts", cfg: Any, keys: Iterable[str], n: int) -> str | None:
-    """Why the checkpoint at ``path`` cannot be resumed by this run (model, model config, training
-    settings or data differ, or the file is unreadable), or None when it can."""
-    try:
-        ckpt = load_checkpoint(path, map_location="cpu")
-    except ValueError as e:
-        return f"unreadable checkpoint ({e})"
-    want_cfg = parts.model_cfg if isinstance(parts.model_cfg, Mapping) else to_dict(parts.model_cfg)
-    if ckpt["model"] != parts.model_name or dict(ckpt["config"]) != dict(want_cfg):
-        return f"the model or its config changed ({ckpt['model']!r} {dict(ckpt['config'])} -> {parts.model_name!r} {dict(want_cfg)})"
-    reason = resume_mismatch(ckpt.get("params") or {}, cfg, keys)
-    if reason:
-        return reason
-    items = (ckpt.get("extra") or {}).get("num_items", n)
-    if int(items) != n:
-        return f"the training set changed ({int(items)} -> {n} items)"
-    return None
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -257,6 +231,11 @@ class Trainer:
             whose checkpoint differs in them starts afresh.
         shuffle: a permutation per epoch (else the items in order).
         stale: glob patterns under ``out_dir`` deleted on a fresh start (e.g. old samples).
+        identity: further entries a resumed checkpoint must share (the output schedule, e.g.
+            the steps of learning-curve snapshots); stored in its ``extra["identity"]`` with
+            the data fingerprint.
+        stale_on_resume: ``stale_on_resume(start)`` on resume: the files of the earlier run
+            that this one would not write (deleted on rank 0 before the first step).
     """
 
     name: str
@@ -270,6 +249,24 @@ class Trainer:
     resume_keys: tuple[str, ...]
     shuffle: bool = True
     stale: tuple[str, ...] = ()
+    identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    stale_on_resume: Callable[[int], Iterable[Path]] | None = None
+
+
+def _writer_lock(out_dir: Path, rank: int) -> FolderLock | None:
+    """Rank 0 takes ``out_dir``'s writer lock; every rank raises when it is held elsewhere."""
+    lock, busy = None, None
+    if is_main(rank):
+        try:
+            lock = FolderLock(out_dir, "training run").acquire()
+        except (FolderBusyError, ValueError) as e:
+            busy = str(e)
+    busy = broadcast(busy)
+    if busy:
+        if lock is not None:
+            lock.release()
+        raise FolderBusyError(busy)
+    return lock
 
 
 def run(
@@ -304,15 +301,20 @@ def run(
         last 10% (at least one) of the logged rows, ``last_losses`` those of the last step.
 
     Raises:
-        ValueError: a batch that does not split over the ranks or exceeds the items, or a
-            checkpoint of another model / config / trajectory setting / item count.
+        ValueError: a batch that does not split over the ranks or exceeds the items.
+        FolderBusyError: another run holds ``out_dir`` (names it and its pid).
         FloatingPointError: a non-finite loss or weight.
     """
     owns_group = not is_distributed()
     rank, world, device = init_distributed(device=trainer.cfg.device)
     try:
-        plain = json.loads(json.dumps(dict(params or {}), default=str))  # checkpoint-safe: paths -> str, tuples -> lists
-        return _run(trainer, Path(out_dir), resume, plain, progress, on_step, rank, world, device)
+        lock = _writer_lock(Path(out_dir), rank)
+        try:
+            plain = json.loads(json.dumps(dict(params or {}), default=str))  # checkpoint-safe: paths -> str, tuples -> lists
+            return _run(trainer, Path(out_dir), resume, plain, progress, on_step, rank, world, device)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         if owns_group:
             cleanup()
@@ -361,8 +363,10 @@ def _run(trainer: Trainer, out_dir: Path, resume: bool, params: dict, progress: 
 
     start, seconds0, count = 0, 0.0, 0
     sums, last = {k: 0.0 for k in terms}, {k: math.nan for k in terms}
+    identity = {"data": data_fingerprint(trainer.items), **json.loads(json.dumps(dict(trainer.identity)))}
     if resume and ckpt_path.is_file():
-        reason = _checkpoint_mismatch(ckpt_path, parts, cfg, trainer.resume_keys, n)
+        reason = checkpoint_mismatch(ckpt_path, parts.model_name, parts.model_cfg, cfg, trainer.resume_keys, n,
+                                     identity, total)
         if reason:  # a changed param: this run cannot continue the old one, so it starts afresh
             if is_main(rank):
                 print(f"{ckpt_path}: {reason}; starting afresh (the old checkpoint and loss log are replaced)",
@@ -380,6 +384,9 @@ def _run(trainer: Trainer, out_dir: Path, resume: bool, params: dict, progress: 
         start, seconds0 = info["step"], float(extra.get("seconds", 0.0))
         sums, count, last = _running(extra, terms)
     stale = (p for pattern in trainer.stale for p in out_dir.glob(pattern))  # lazy: rank 0 only, after mkdir
+    if start > 0 and trainer.stale_on_resume is not None and is_main(rank):
+        for path in list(trainer.stale_on_resume(start)):  # outputs of the earlier run this one would not write
+            path.unlink(missing_ok=True)
     last_good = prepare_output(out_dir, ckpt_path, csv_path, start, rank, stale=stale)
 
     nets = {k: wrap_ddp(m, world, device) for k, m in parts.models.items()}
@@ -406,7 +413,7 @@ def _run(trainer: Trainer, out_dir: Path, resume: bool, params: dict, progress: 
                 scalers=parts.scalers, rng=rng,
                 extra=dict(**parts.extra, seconds=seconds0 + time.perf_counter() - t_loop, world_size=world,
                            num_items=n, loss_sums=dict(sums), loss_count=count, last_losses=dict(last),
-                           stage_params=params),
+                           stage_params=params, identity=identity),
             )
         last_good = ckpt_path
 
