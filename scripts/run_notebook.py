@@ -5,18 +5,86 @@ committed executed notebook in ``reports/runs/`` untouched: the notebook runs in
 temporary file beside the destination; on success that file is renamed into place, on failure
 it is kept as ``reports/runs/failed/<name>`` (git-ignored) and the error is printed with its path.
 
+The stage's processes die with this runner: papermill runs in its own process group with a
+parent-death signal (``PR_SET_PDEATHSIG``: killed when this runner dies, even by ``kill -9``),
+SIGTERM / SIGINT / SIGHUP received here are forwarded to that group, and the notebook kernel
+(papermill's child) exits when papermill is gone (ipykernel's parent poller). So no orphaned
+training keeps writing, or keeps its output folder locked, after the stage was stopped.
+A temporary notebook left by a runner that was killed is removed by the next run.
+
 Usage (the arguments after the output path are papermill's, e.g. ``-p key value``)::
 
     python scripts/run_notebook.py notebooks/NN-x.ipynb reports/runs/NN-x.ipynb -p params_file params.yaml
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 PAPERMILL_OPTIONS = ["--cwd", ".", "--log-level", "WARNING", "--progress-bar", "--stderr-file", "/dev/stderr"]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _die_with_parent() -> None:
+    """``preexec_fn`` of the papermill child: a new process group, SIGKILL when the runner dies."""
+    os.setpgid(0, 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the forwarded signals still reach the group
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temps(dest: Path) -> None:
+    """Removes ``.<name>.<pid>.tmp.ipynb`` files beside ``dest`` whose runner is gone."""
+    for tmp in dest.parent.glob(f".{dest.name}.*.tmp.ipynb"):
+        pid = tmp.name[len(dest.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _run(cmd: list[str]) -> int:
+    """Runs ``cmd`` in its own process group, forwarding the stop signals to it; its exit code
+    (``128 + signal`` when a signal ended it)."""
+    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+    previous = {}
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        previous[sig] = signal.signal(sig, forward)
+    try:
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except InterruptedError:  # pragma: no cover - wait() retries on EINTR itself
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:  # an exception here: do not leave the group running
+            os.killpg(proc.pid, signal.SIGKILL)
+    return 128 - code if code < 0 else code
 
 
 def main(argv: list[str]) -> int:
@@ -27,21 +95,27 @@ def main(argv: list[str]) -> int:
     if not src.is_file():
         print(f"error: notebook not found: {src}", file=sys.stderr)
         return 2
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: {dest.parent}: cannot create the folder ({e.strerror or e})", file=sys.stderr)
+        return 2
+    _remove_stale_temps(dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp.ipynb")
     papermill = [sys.executable, "-m", "papermill", *PAPERMILL_OPTIONS, str(src), str(tmp), *rest]
-    code = subprocess.call(papermill)
+    code = _run(papermill)
     if code == 0:
         os.replace(tmp, dest)
         return 0
     failed = dest.parent / "failed" / dest.name
+    stopped = f" (stopped by signal {code - 128})" if code > 128 else ""
     if tmp.exists():
         failed.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, failed)
-        print(f"error: {src} failed (exit {code}); the executed notebook is in {failed}; "
+        print(f"error: {src} failed (exit {code}){stopped}; the executed notebook is in {failed}; "
               f"{dest} was left as it was", file=sys.stderr)
     else:
-        print(f"error: {src} failed (exit {code}) before it ran; {dest} was left as it was", file=sys.stderr)
+        print(f"error: {src} failed (exit {code}){stopped} before it ran; {dest} was left as it was", file=sys.stderr)
     return code or 1
 
 
