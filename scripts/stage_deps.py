@@ -85,13 +85,14 @@ def notebook_imports(notebook: Path) -> tuple[set[str], set[str]]:
     return modules, stages
 
 
-def registry_models(stage: str, item: dict, params: dict) -> set[str]:
-    """Model registry names a stage builds or loads, from its settings in ``params``."""
+def registry_models(stage: str, key: str | None, params: dict) -> set[str]:
+    """Model registry names a stage builds or loads, from its settings in ``params`` (``key``: the
+    ``foreach`` entry of a per-model or per-run stage)."""
     translation = params["train_translation"]["models"]
     runs = params["train_denoiser"]["runs"]
     generators = {m["generator"] for m in translation.values()}
     if stage == "train_translation":
-        return {translation[item["model"]]["generator"], "patchgan"}
+        return {translation[key]["generator"], "patchgan"}
     if stage == "evaluate_translation":
         return generators | {"segmenter"}
     if stage == "train_segmenter":
@@ -99,7 +100,7 @@ def registry_models(stage: str, item: dict, params: dict) -> set[str]:
     if stage == "time_translation":
         return set(params["time_translation"]["models"]) | generators
     if stage == "train_denoiser":
-        return {runs[item["run"]]["model"], "dncnn"}  # lib.denoise.study sizes every run against DnCNN
+        return {runs[key]["model"], "dncnn"}  # lib.denoise.study sizes every run against DnCNN
     if stage == "evaluate_denoising":
         return {r["model"] for r in runs.values()} | {"dncnn"}
     if stage == "dncnn_official":
@@ -107,15 +108,17 @@ def registry_models(stage: str, item: dict, params: dict) -> set[str]:
     return set()
 
 
-def stage_modules(stage: str, item: dict, notebook: Path, params: dict) -> set[str]:
+def stage_modules(stage: str, key: str | None, notebook: Path, params: dict) -> set[str]:
+    """Every lib module the stage's notebook runs."""
     modules, loaded = notebook_imports(notebook)
     modules |= {STAGES[s].split(":")[0] for s in loaded}
-    modules |= {MODELS[name][0] for name in registry_models(stage, item, params)}
+    modules |= {MODELS[name][0] for name in registry_models(stage, key, params)}
     return closure(modules)
 
 
-def dvc_stages() -> list[tuple[str, str, dict, list[str], str]]:
-    """(address, stage name, matrix item, deps, notebook) of every stage of ``dvc.yaml``, resolved by DVC."""
+def dvc_stages() -> list[tuple[str, str, str | None, list[str], list[str], str]]:
+    """(address, stage name, foreach key or None, deps, outs, notebook) of every stage of ``dvc.yaml``,
+    as DVC resolves them."""
     from dvc.repo import Repo
 
     out = []
@@ -123,17 +126,11 @@ def dvc_stages() -> list[tuple[str, str, dict, list[str], str]]:
         for st in repo.index.stages:
             if not getattr(st, "cmd", None):
                 continue
-            name = st.name.split("@")[0]
-            item = {}
-            if "@" in st.name:
-                # the matrix / foreach key: `stage@value` (one axis) or `stage@a-b` (matrix over several)
-                definition = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
-                axes = list((definition.get("matrix") or {"key": None}).keys())
-                values = st.name.split("@", 1)[1].split("-") if len(axes) > 1 else [st.name.split("@", 1)[1]]
-                item = dict(zip(axes, values))
+            name, _, key = st.name.partition("@")
             notebook = re.search(r"notebooks/\S+\.ipynb", st.cmd).group(0)
             deps = [Path(d.def_path).as_posix() for d in st.deps]
-            out.append((st.addressing, name, item, deps, notebook))
+            outs = [Path(o.def_path).as_posix() for o in st.outs]
+            out.append((st.addressing, name, key or None, deps, outs, notebook))
     return out
 
 
@@ -141,15 +138,29 @@ def covered(file: str, deps: list[str]) -> bool:
     return any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-def check() -> list[str]:
-    """One line per stage whose lib deps differ from what its notebook runs (empty: all agree)."""
+def _is_code(dep: str) -> bool:
+    """A lib dependency that holds Python code (package data such as lib/data/checksums does not)."""
+    path = ROOT / dep
+    return path.suffix == ".py" or (path.is_dir() and any(path.rglob("*.py")))
+
+
+def check(stages: list | None = None) -> list[str]:
+    """One line per stage whose lib deps differ from what its notebook runs (empty: all agree).
+
+    A per-model or per-run stage may list a file that another entry of the same stage runs (the
+    deps of a ``foreach`` are one list), never one that no entry runs."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stages = dvc_stages() if stages is None else stages
+    needed = {address: {module_file(m) for m in stage_modules(name, key, ROOT / nb, params)}
+              for address, name, key, _, _, nb in stages}
+    union: dict[str, set[str]] = {}
+    for address, name, *_ in stages:
+        union.setdefault(name, set()).update(needed[address])
     problems = []
-    for address, name, item, deps, notebook in dvc_stages():
-        needed = {module_file(m) for m in stage_modules(name, item, ROOT / notebook, params)}
-        missing = sorted(f for f in needed if not covered(f, deps))
-        lib_deps = [d for d in deps if d.startswith("lib/")]
-        extra = sorted(d for d in lib_deps if not any(f == d or f.startswith(d.rstrip("/") + "/") for f in needed))
+    for address, name, _, deps, _, notebook in stages:
+        missing = sorted(f for f in needed[address] if not covered(f, deps))
+        extra = sorted(d for d in deps if d.startswith("lib/") and _is_code(d)
+                       and not any(covered(f, [d]) for f in union[name]))
         if notebook not in deps:
             problems.append(f"{address}: its notebook {notebook} is not a dependency")
         if missing:
@@ -165,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stage:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
-        for address, name, item, _, notebook in dvc_stages():
+        for address, name, key, _, _, notebook in dvc_stages():
             if address == args.stage:
-                for f in sorted(module_file(m) for m in stage_modules(name, item, ROOT / notebook, params)):
+                for f in sorted(module_file(m) for m in stage_modules(name, key, ROOT / notebook, params)):
                     print(f"      - {f}")
                 return 0
         print(f"error: no stage {args.stage!r} in dvc.yaml", file=sys.stderr)
