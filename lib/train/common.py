@@ -43,7 +43,6 @@ __all__ = [
     "check_batch",
     "prepare_output",
     "autocast",
-    "grad_scaler",
 ]
 
 
@@ -359,11 +358,3 @@ def autocast(device: torch.device | str, enabled: bool = True, dtype: torch.dtyp
             yield
     else:
         yield
-
-
-def grad_scaler(device: torch.device | str, enabled: bool = True, dtype: torch.dtype = torch.bfloat16) -> torch.amp.GradScaler:
-    """A GradScaler, active only for fp16 autocast on CUDA (bf16 needs none); its state goes in
-    ``scalers`` of :func:`save_training_checkpoint`."""
-    device = torch.device(device)
-    active = bool(enabled and device.type == "cuda" and dtype == torch.float16)
-    return torch.amp.GradScaler(device.type, enabled=active)

@@ -20,13 +20,15 @@ values only, e.g. pix2pixHD::
 
 The loop, data order, resume, checkpoints, loss CSV and DDP are :func:`lib.train.loop.run`'s;
 horizontal flips are decided by ``(seed, epoch, index)`` there, so build the dataset with
-``flip=False``. The generator is built for the image height (:func:`lib.models.generate.generator_overrides`).
+``flip=False``. The generator is built for the image height
+(:func:`lib.models.generate.generator_overrides`).
 
 Outputs (rank 0) in ``out_dir``:
 
 - ``checkpoint.pt`` (:func:`lib.train.loop.run`): ``model`` = generator name, the
-  discriminator in ``aux_state_dicts``, optimizers / schedulers / scalers keyed ``generator``
-  and ``discriminator``, ``extra`` with ``vgg_used`` and the discriminator's name + config.
+  discriminator in ``aux_state_dicts``, optimizers / schedulers keyed ``generator`` and
+  ``discriminator`` (no grad scalers: bf16 needs no loss scaling), ``extra`` with ``vgg_used``,
+  the precision and the discriminator's name + config.
 - ``losses.csv``: :data:`LOSS_COLUMNS`; ``g_feat``, ``g_vgg`` and ``g_l1`` are weighted by their
   lambdas (0 when off); ``lr_g`` / ``lr_d`` are the rates of the logged step.
 - ``generator.pt`` and ``snapshots/step_{step:06d}.pt`` (:mod:`lib.train.gan_outputs`): the
@@ -54,7 +56,7 @@ from lib.device import autocast_dtype_name, check_device, check_precision
 from lib.models import build, make_config
 from lib.models.generate import generator_overrides
 from lib.models.losses import LossConfig, d_loss_terms, feature_matching_loss, gan_g_loss, vgg19_features, vgg_loss
-from lib.train.common import check_unflipped, grad_scaler
+from lib.train.common import check_unflipped
 from lib.train.gan_outputs import (EVAL_GENERATOR_NAME, SAMPLES_DIR, SNAPSHOTS_DIR, curve_steps, ema_update, generate,
                                    list_snapshots, sample_grid, snapshot_name, stale_outputs, write_generator)
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
@@ -372,7 +374,6 @@ def train_gan(
     samples_dir = Path(out_dir) / SAMPLES_DIR
     total = cfg.total_steps(n_items)
     curve_at = set(curve_steps(total, cfg.curve_points))
-    precision: dict[str, str] = {}
 
     def build_parts(device: torch.device) -> Parts:
         gen = build(cfg.generator, g_cfg).to(device)
@@ -390,9 +391,8 @@ def train_gan(
             factor = lambda s: lr_factor(s // spe, cfg.epochs, cfg.decay_epochs)  # noqa: E731  (per step -> epoch)
         sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, factor)
         sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, factor)
-        precision["name"] = autocast_dtype_name(cfg.precision, device)
-        bf16 = precision["name"] == "bf16"
-        scaler_g, scaler_d = grad_scaler(device, False), grad_scaler(device, False)  # bf16 needs no loss scaling
+        precision = autocast_dtype_name(cfg.precision, device)  # bf16 needs no loss scaling: no grad scalers
+        bf16 = precision == "bf16"
         mode, lam_feat, lam_vgg, lam_l1 = cfg.loss.gan_mode, cfg.loss.lambda_feat, cfg.loss.lambda_vgg, cfg.loss.lambda_l1
 
         def autocast() -> Any:
@@ -413,9 +413,8 @@ def train_gan(
                 fake_feats, real_feats = _split_batch(nets["discriminator"](pairs), n)
                 d_real, d_fake = d_loss_terms(mode, real_feats, fake_feats)
             opt_d.zero_grad(set_to_none=True)
-            scaler_d.scale(d_real + d_fake).backward()
-            scaler_d.step(opt_d)
-            scaler_d.update()
+            (d_real + d_fake).backward()
+            opt_d.step()
             # generator step against the updated discriminator (frozen; plain module, no DDP hooks)
             disc.requires_grad_(False)
             with autocast():
@@ -426,10 +425,9 @@ def train_gan(
                 g_vgg = lam_vgg * vgg_loss(vgg, fake.float(), real) if vgg is not None else g_gan.new_zeros(())
             g_l1 = lam_l1 * (fake.float() - real).abs().mean() if lam_l1 > 0 else g_gan.new_zeros(())
             opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(g_gan + g_feat + g_vgg + g_l1).backward()
+            (g_gan + g_feat + g_vgg + g_l1).backward()
             disc.requires_grad_(True)
-            scaler_g.step(opt_g)
-            scaler_g.update()
+            opt_g.step()
             if ema is not None:  # warm-up: the average forgets the random initial weights quickly
                 ema_update(ema, gen, min(cfg.ema_decay, (1 + done) / (10 + done)))
             return {"d_real": d_real, "d_fake": d_fake, "g_gan": g_gan, "g_feat": g_feat, "g_vgg": g_vgg, "g_l1": g_l1}
@@ -452,8 +450,7 @@ def train_gan(
         return Parts(
             cfg.generator, g_cfg, nets,
             {"generator": opt_g, "discriminator": opt_d}, {"generator": sched_g, "discriminator": sched_d}, step,
-            scalers={"generator": scaler_g, "discriminator": scaler_d},
-            extra={"vgg_used": vgg_used, "precision": precision["name"],
+            extra={"vgg_used": vgg_used, "precision": precision,
                    "discriminator": {"model": DISCRIMINATOR, "config": to_dict(d_cfg)}},
             after_step=after_step,
         )
@@ -469,7 +466,7 @@ def train_gan(
     )
     out = run(trainer, out_dir, resume=resume, params=params, progress=progress, on_step=on_step)
     out = {"generator": cfg.generator, **out, "vgg_used": vgg_used, "samples": str(samples_dir / "latest.png"),
-           "precision": precision["name"], "ema": cfg.ema_decay > 0,
+           "precision": autocast_dtype_name(cfg.precision, out["device"]), "ema": cfg.ema_decay > 0,
            "eval_generator": str(Path(out_dir) / EVAL_GENERATOR_NAME), "curve_steps": sorted(curve_at)}
     keys = ("generator", "steps", "start_step", "steps_run", "total_steps", "steps_per_epoch", "epochs", "wall_seconds",
             "train_seconds", "final_losses", "vgg_used", "stopped_by_budget", "checkpoint", "losses_csv", "samples",
