@@ -27,7 +27,6 @@ __all__ = [
     "load_matconvnet",
     "load_kair",
     "official_path",
-    "denoise",
     "OFFICIAL_MODELS",
 ]
 
