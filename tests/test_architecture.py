@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -24,6 +25,15 @@ def test_import_layers_contract_holds():
     if not Path(exe).exists():
         pytest.fail("lint-imports not found: install the requirements (import-linter)")
     res = subprocess.run([exe], cwd=LIB.parent, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_ruff_passes():
+    """`ruff check` with the rules of pyproject.toml's [tool.ruff] (pyflakes, pycodestyle) on the code."""
+    if importlib.util.find_spec("ruff") is None:
+        pytest.fail("ruff not found: install the requirements (ruff)")
+    cmd = [sys.executable, "-m", "ruff", "check", "--no-cache", "lib", "tests", "scripts", "benchmarks"]
+    res = subprocess.run(cmd, cwd=LIB.parent, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-import yaml
 
 from lib import checkpoint, config, io, stages
 from lib.paths import ROOT

@@ -259,8 +259,8 @@ def test_patch_dataset_shapes_sigma_and_determinism():
         patch = np.rint(it["clean"][0].numpy() * 255).astype(np.uint8)
         # the patch is a dihedral transform of some crop of the image
         found = any(
-            np.array_equal(augment_inverse(patch, m), gray[0][t:t + 8, l:l + 8])
-            for m in range(8) for t in range(5) for l in range(5)
+            np.array_equal(augment_inverse(patch, m), gray[0][t:t + 8, left:left + 8])
+            for m in range(8) for t in range(5) for left in range(5)
         )
         modes_ok += found
     assert modes_ok == len(ds)

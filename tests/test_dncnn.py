@@ -1,8 +1,6 @@
 """DnCNN: config strictness, shapes, gradients, official weight loaders, real denoising."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch

@@ -151,7 +151,7 @@ def test_changed_setting_starts_afresh_and_equals_a_fresh_run(kind, tmp_path, ca
     err = capsys.readouterr().err
     assert "seed: checkpoint 0 vs requested 1" in err and "starting afresh" in err
     assert (changed["start_step"], changed["steps_run"]) == (0, 4)
-    fresh = tiny_train(kind, tmp_path / "fresh", max_steps=4, seed=1)
+    tiny_train(kind, tmp_path / "fresh", max_steps=4, seed=1)
     a = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "fresh" / "checkpoint.pt", weights_only=True)
     assert _equal(a["state_dict"], b["state_dict"]) and a["params"]["seed"] == 1

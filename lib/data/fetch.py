@@ -32,7 +32,7 @@ from lib.data.download import DownloadError, stage_download
 from lib.data.sources import DATASETS, Entry
 from lib.paths import DATA_ENV, WEIGHTS_ENV, mirror_root
 
-__all__ = ["outputs", 
+__all__ = ["outputs",
     "fetch",
     "fetch_all",
     "verify",

@@ -39,7 +39,7 @@ from lib.metrics.timing import time_forward
 from lib.models import dncnn, load_model
 from lib.train.denoise import CHECKPOINT_NAME
 
-__all__ = ["outputs", "metrics_document", 
+__all__ = ["outputs", "metrics_document",
     "EvaluateDenoisingConfig",
     "load_test_sets",
     "load_trained",

@@ -27,7 +27,7 @@ from lib.models.asapnet_denoise import VARIANTS, variant_config
 from lib.models.complexity import complexity
 from lib.train.denoise import DenoiseTrainConfig, pixel_samples
 
-__all__ = ["outputs", "run_summary", 
+__all__ = ["outputs", "run_summary",
     "DenoiseRun",
     "TrainDenoiserStage",
     "run_settings",

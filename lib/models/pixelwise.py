@@ -15,7 +15,7 @@ computes ``y = x @ W + b`` with ``x`` a row of ``C_in`` features.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ same numbers into the few sentences at the top of ``reports/index.html`` (docs/d
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import pandas as pd
 

@@ -42,7 +42,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ from lib.train.gan_outputs import (EVAL_GENERATOR_NAME, SAMPLES_DIR, SNAPSHOTS_D
                                    list_snapshots, sample_grid, snapshot_name, stale_outputs, write_generator)
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
-__all__ = ["outputs", 
+__all__ = ["outputs",
     "GANTrainConfig",
     "TranslationTrainStage",
     "gan_config",

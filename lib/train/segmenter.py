@@ -42,7 +42,7 @@ from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
 
-__all__ = ["outputs", 
+__all__ = ["outputs",
     "SegmenterTrainConfig",
     "segmenter_config",
     "train_segmenter",

@@ -57,7 +57,7 @@ from lib.train.gan_outputs import EVAL_GENERATOR_NAME
 from lib.train.loop import CHECKPOINT_NAME
 from lib.translation.segmentation_eval import per_class_frame, segmentation_scores, test_targets
 
-__all__ = ["outputs", 
+__all__ = ["outputs",
     "TranslationEvalConfig",
     "prepare_device",
     "eval_checkpoint",

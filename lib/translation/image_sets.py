@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 from lib.data.images import read_image, write_image
 from lib.data.labels import label_colormap
 from lib.models import load_model
-from lib.models.generate import generate_images, to_uint8
+from lib.models.generate import to_uint8
 from lib.train import gan
 
 __all__ = ["first_items", "generate_test_images", "real_test_images", "reference_images", "sample_grid", "item_stem"]

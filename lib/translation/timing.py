@@ -44,7 +44,7 @@ from lib.translation.workload import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["outputs", 
+__all__ = ["outputs",
     "TimeTranslationConfig",
     "TimingSetting",
     "timing_settings",
