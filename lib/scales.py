@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from lib.config import ConfigError
-from lib.io import write_text
+from lib.config import ConfigError, load_params
+from lib.io import read_text, write_text
 from lib.paths import ROOT
 
 __all__ = ["select", "scale_files", "overlay_chain", "RECORD_NAME"]
@@ -64,13 +64,7 @@ def overlay_chain(name: str, scales_dir: Path) -> list[Path]:
 
 
 def _load(path: Path) -> Mapping:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    return load_params(path)  # a mapping, or a ConfigError naming the file
 
 
 def _get(data: Any, path: Path_) -> Any:
@@ -179,7 +173,7 @@ def select(name: str, params_file: Path | None = None, scales_dir: Path | None =
     params_file = Path(params_file or ROOT / "params.yaml")
     scales_dir = Path(scales_dir or params_file.parent / "scales")
     record_file = params_file.with_name(RECORD_NAME.format(stem=params_file.stem))
-    text = params_file.read_text() if params_file.is_file() else None
+    text = read_text(params_file) if params_file.is_file() else None
     if text is None:
         raise ConfigError(f"parameter file not found: {params_file}")
     params = _load(params_file)
@@ -231,7 +225,7 @@ def _main(argv: list[str] | None = None) -> int:
         else:
             scale = _load(ROOT / "params.yaml").get("scale")
             print(f"params.yaml: scale = {scale}; known: {', '.join([DEFAULT, *scale_files(ROOT / 'scales')])}")
-    except (ConfigError, OSError) as e:
+    except (ConfigError, OSError, ValueError) as e:  # ValueError: a file that is not UTF-8 (named)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -40,9 +40,9 @@ def test_default_params_build_every_run_on_one_budget():
     assert ((table["pixel_samples"] >= budget) & (table["pixel_samples"] < budget + one_step)).all(), table
 
 
-def test_dvc_matrix_runs_every_run_of_params():
+def test_dvc_foreach_runs_every_run_of_params():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    assert dvc["stages"]["train_denoiser"]["matrix"]["run"] == "${train_denoiser.runs}"  # DVC: the run names
+    assert dvc["stages"]["train_denoiser"]["foreach"] == "${train_denoiser.runs}"  # DVC: one stage per run
 
 
 def test_run_settings_merges_common_and_variant():
