@@ -19,7 +19,8 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> to
     -> ``cuda:<local_rank>``; a ``torch.device`` or anything else as given.
 
     Raises:
-        ValueError: CUDA requested but not available.
+        ValueError: CUDA requested but not available, a CUDA index past the device count, or a
+            name torch does not know (each names the device).
     """
     if isinstance(name, torch.device):
         if name.type == "cuda" and not torch.cuda.is_available():
@@ -28,11 +29,16 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> to
     name = str(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+    try:
+        device = torch.device(name if not name == "cuda" else f"cuda:{local_rank}")
+    except RuntimeError as e:
+        raise ValueError(f"device {name!r} is not a device name (cpu, cuda, cuda:<index>, auto): {e}") from None
+    if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available")
-        return torch.device(name if ":" in name else f"cuda:{local_rank}")
-    return torch.device(name)
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but there are {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def check_device(setting: str) -> None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "remove_stale_temps", "write_json", "write_text", "write_csv", "read_json",
+__all__ = ["atomic_path", "remove_stale_temps", "write_json", "write_text", "write_csv", "read_json", "read_text",
            "files_digest", "FolderLock", "FolderBusyError", "LOCK_NAME"]
 
 LOCK_NAME = ".writer.lock"  # the lock file of a folder's writer (FolderLock)
@@ -151,13 +151,27 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(clean(obj), indent=2, sort_keys=False) + "\n")
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """The text of a UTF-8 file (lists, checksums, parameters).
+
+    Raises:
+        ValueError: the file is not UTF-8 text (names it and the first bad byte's offset).
+    """
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                         "save it as UTF-8") from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Reads JSON, naming the file on a missing or corrupt file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON: {e}") from e
 

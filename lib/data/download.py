@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from lib.data.sources import Entry, IdList, RemoteFiles, RemoteZip
+from lib.io import read_text
 
 __all__ = ["DownloadError", "plan_sources", "stage_download"]
 
@@ -97,7 +98,7 @@ def stage_download(entry: Entry, expected: dict[str, str], stage: Path, prefix: 
             listing = stage / prefix / src.source
             if not listing.is_file():
                 raise RuntimeError(f"{entry.name}: {src.path} is derived from {src.source}, which is missing")
-            stems = [Path(line.strip()).stem for line in listing.read_text().splitlines() if line.strip()]
+            stems = [Path(line.strip()).stem for line in read_text(listing).splitlines() if line.strip()]
             (stage / prefix / src.path).parent.mkdir(parents=True, exist_ok=True)
             (stage / prefix / src.path).write_text("".join(s + "\n" for s in stems))
         elif isinstance(src, RemoteZip):

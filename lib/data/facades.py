@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lib.data.images import read_image, read_label
+from lib.io import read_text
 from lib.data.transforms import hflip, photo_to_tensor, resize_label, resize_photo, sample_rng
 
 __all__ = [
@@ -61,7 +62,7 @@ def facades_split(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]
     ids_file = root / "splits_asapnet" / f"{split}_ids.txt"
     if not ids_file.is_file():
         raise FileNotFoundError(f"facades split list not found: {ids_file}")
-    ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    ids = [line.strip() for line in read_text(ids_file).splitlines() if line.strip()]
     if not ids:
         raise ValueError(f"facades split list is empty: {ids_file}")
     pairs = []

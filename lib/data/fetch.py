@@ -30,6 +30,7 @@ from typing import Literal, Sequence
 
 from lib.data.download import DownloadError, stage_download
 from lib.data.sources import DATASETS, Entry
+from lib.io import read_text
 from lib.paths import DATA_ENV, WEIGHTS_ENV, mirror_root
 
 __all__ = ["outputs",
@@ -67,6 +68,8 @@ class FetchConfig:
     weights: tuple[str, ...] = ("fid_inception", "dncnn_official")
 
     def __post_init__(self) -> None:
+        if not self.datasets and not self.weights:
+            raise ValueError("datasets and weights are both empty: nothing to fetch")
         unknown = [n for n in (*self.datasets, *self.weights) if n not in DATASETS]
         if unknown:
             raise ValueError(f"unknown dataset/weights {unknown}; known: {', '.join(DATASETS)}")
@@ -193,7 +196,7 @@ def read_checksums(path: str | os.PathLike) -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"checksum file not found: {path}")
     out: dict[str, str] = {}
-    for no, line in enumerate(path.read_text().splitlines(), 1):
+    for no, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         digest, _, rel = line.partition(" ")
@@ -410,13 +413,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    if not args.timeout > 0:
+        parser.error(f"--timeout {args.timeout}: must be > 0 seconds")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: exists and is not a folder")
     try:
         for name in names:
             r = _fetch(name, Path(args.out), args.data_mirror, args.weights_mirror, args.download,
                        timeout=args.timeout)
             print(f"{r['name']}: {r['files']} files, {r['bytes'] / 1e6:.1f} MB, {r['source']} "
                   f"({r['copied']} copied) -> {r['path']}", flush=True)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # FileNotFoundError, PermissionError, ... name their path
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

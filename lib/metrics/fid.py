@@ -33,6 +33,7 @@ import torch
 
 from lib.data import images
 from lib.data.fetch import CHECKSUM_DIR, read_checksums, sha256_file
+from lib.device import resolve_device
 from lib.paths import WEIGHTS_ENV, raw_dir
 
 __all__ = [
@@ -439,8 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, choices=[64, 192, 768, 2048], default=FEATURE_DIM)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
+        for name in ("batch_size", "kid_subsets", "kid_subset_size"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+        device = resolve_device(args.device or "auto")
         result = fid_kid_dirs(
             args.real_dir,
             args.fake_dir,

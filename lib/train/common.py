@@ -86,7 +86,7 @@ def _complete_rows(csv_path: Path, step_key: str) -> tuple[str | None, list[tupl
     (floats, ``step_key`` as int); partial or malformed lines (a write cut by a kill) are left out."""
     if not csv_path.is_file():
         return None, []
-    text = csv_path.read_text()
+    text = csv_path.read_text(errors="replace")  # a damaged line is dropped below, not fatal
     lines = text.split("\n")
     if not text.endswith("\n"):
         lines = lines[:-1]  # last line was cut short
