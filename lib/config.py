@@ -7,6 +7,7 @@ wrongly typed values are errors that name the offending key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
+
+from lib.io import read_text
 
 __all__ = ["ConfigError", "load_params", "section", "from_dict", "check_keys", "to_dict", "deep_merge"]
 
@@ -39,11 +42,12 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"parameter file not found: {path}")
-    with path.open() as f:
-        try:
-            params = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    try:
+        params = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    except ValueError as e:  # not UTF-8 (names the file)
+        raise ConfigError(str(e)) from e
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return params
@@ -61,8 +65,23 @@ def section(params: Mapping, dotted: str) -> Any:
     return node
 
 
+def _check_finite(value: Any, where: str) -> None:
+    """Raises :class:`ConfigError` naming the key of the first NaN / infinite number in ``value``
+    (a number, or one nested in mappings and lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{where}[{i}]")
+
+
 def _check_type(value: Any, tp: Any, where: str) -> Any:
-    """Validates (and lightly coerces) ``value`` against the annotation ``tp``."""
+    """Validates (and lightly coerces) ``value`` against the annotation ``tp``; every number in
+    it must be finite (NaN and infinity are refused wherever they appear)."""
+    _check_finite(value, where)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:

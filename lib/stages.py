@@ -16,7 +16,7 @@ import importlib
 from lib.config import ConfigError, from_dict, load_params, section
 from lib.paths import project_path
 
-__all__ = ["STAGES", "SCALES", "config_class", "load_stage", "resolve", "outputs_under"]
+__all__ = ["STAGES", "SCALES", "config_class", "load_stage", "check_params", "resolve", "outputs_under"]
 
 SCALES = ("smoke", "default", "paper")
 
@@ -83,3 +83,17 @@ def load_stage(name: str, params_file: str | Path = "params.yaml") -> tuple[str,
     if scale not in SCALES:
         raise ConfigError(f"params key scale: {scale!r} is not one of {list(SCALES)}")
     return scale, from_dict(config_class(name), section(params, name), where=name)
+
+
+def check_params(params_file: str | Path = "params.yaml") -> str:
+    """Loads every stage's section of ``params_file`` (imports every stage's module), so a bad
+    value anywhere, derived values included, is reported before any stage starts
+    (``scripts/run_notebook.py`` calls it before each notebook). Returns the scale.
+
+    Raises:
+        ConfigError: the first bad section, key or value (named).
+    """
+    scale = ""
+    for name in STAGES:
+        scale, _ = load_stage(name, params_file)
+    return scale

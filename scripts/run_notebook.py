@@ -12,6 +12,10 @@ SIGTERM / SIGINT / SIGHUP received here are forwarded to that group, and the not
 training keeps writing, or keeps its output folder locked, after the stage was stopped.
 A temporary notebook left by a runner that was killed is removed by the next run.
 
+Before the notebook starts, the parameter file it is given (``-p params_file FILE``) is loaded
+whole (:func:`lib.stages.check_params`): a bad value in any section is reported in one line
+naming its key, and no stage starts.
+
 Usage (the arguments after the output path are papermill's, e.g. ``-p key value``)::
 
     python scripts/run_notebook.py notebooks/NN-x.ipynb reports/runs/NN-x.ipynb -p params_file params.yaml
@@ -25,6 +29,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+CHECK_PARAMS = """import sys
+from lib.stages import check_params
+try:
+    check_params(sys.argv[1])
+except (ValueError, KeyError) as e:  # lib.config.ConfigError is a ValueError
+    print(f"error: {sys.argv[1]}: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+    sys.exit(2)
+"""
 PAPERMILL_OPTIONS = ["--cwd", ".", "--log-level", "WARNING", "--progress-bar", "--stderr-file", "/dev/stderr"]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -87,7 +100,26 @@ def _run(cmd: list[str]) -> int:
     return 128 - code if code < 0 else code
 
 
+def _params_file(papermill_args: list[str]) -> str | None:
+    """The value of ``-p params_file VALUE`` (or ``--parameters``) among papermill's arguments."""
+    for i, arg in enumerate(papermill_args[:-2]):
+        if arg in ("-p", "--parameters") and papermill_args[i + 1] == "params_file":
+            return papermill_args[i + 2]
+    return None
+
+
+def _check_params(params_file: str) -> int:
+    """Loads every section of ``params_file`` in a child Python (the project on its path); its exit code."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.call([sys.executable, "-c", CHECK_PARAMS, params_file], env=env)
+
+
 def main(argv: list[str]) -> int:
+    from env_check import missing_packages_message  # beside this script (scripts/), standard library only
+
+    if (missing := missing_packages_message("papermill")) is not None:  # e.g. `.venv/bin/dvc repro` unactivated
+        print(missing, file=sys.stderr)
+        return 2
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -99,6 +131,10 @@ def main(argv: list[str]) -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         print(f"error: {dest.parent}: cannot create the folder ({e.strerror or e})", file=sys.stderr)
+        return 2
+    params_file = _params_file(rest)
+    if params_file is not None and _check_params(params_file) != 0:
+        print(f"error: {src} not run: fix {params_file} first; {dest} was left as it was", file=sys.stderr)
         return 2
     _remove_stale_temps(dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp.ipynb")

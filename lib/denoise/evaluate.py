@@ -87,6 +87,14 @@ class EvaluateDenoisingConfig:
     threads: int = 0  # torch threads; 0 = torch's default
 
     def __post_init__(self) -> None:
+        if not self.sigmas or any(not 0 < s <= 255 for s in self.sigmas):
+            raise ValueError(f"sigmas={list(self.sigmas)} must be one or more noise levels in (0, 255]")
+        if not self.sets:
+            raise ValueError("sets: expected at least one test set")
+        if not self.timing_sizes:
+            raise ValueError("timing_sizes: expected at least one [H, W]")
+        if not 0 < self.grid_check_sigma <= 255:
+            raise ValueError(f"grid_check_sigma={self.grid_check_sigma} must be a noise level in (0, 255]")
         for name, n in {**self.sets, **self.bm3d_images}.items():
             if name not in dn_data.SETS or dn_data.SETS[name][1] != "test":
                 raise ValueError(f"unknown test set {name!r}; known: bsd68, set12, cbsd68")

@@ -54,10 +54,14 @@ class DnCNNOfficialConfig:
             raise ValueError(f"crop={self.crop} must be 0 (full images) or at least 8 pixels")
         if not self.sigmas or any(not 0 < s <= 255 for s in self.sigmas):
             raise ValueError(f"sigmas={list(self.sigmas)} must be noise levels in (0, 255]")
+        if not self.sets:
+            raise ValueError("sets: expected at least one test set with its official models")
         unknown_sets = sorted(set(self.sets) - set(TEST_SETS))
         if unknown_sets:
             raise ValueError(f"sets: unknown test set(s) {unknown_sets}; known: {', '.join(TEST_SETS)}")
         for name, models in self.sets.items():
+            if not models:
+                raise ValueError(f"sets.{name}: expected at least one official model")
             bad = sorted(set(models) - set(OFFICIAL))
             if bad:
                 raise ValueError(f"sets.{name}: unknown official model(s) {bad}; known: {', '.join(OFFICIAL)}")

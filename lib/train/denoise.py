@@ -162,10 +162,11 @@ class DenoiseTrainConfig:
         if drops != sorted(set(drops)) or any(not 0 < f < 1 for f in drops):
             raise ValueError(f"lr_drop_at must be increasing fractions of the run in (0, 1), got {drops}")
         lo, hi = self.sigma_range
-        if not 0 <= lo <= hi:
-            raise ValueError(f"sigma_range must satisfy 0 <= lo <= hi, got {tuple(self.sigma_range)}")
-        if self.sigma_fixed is not None and self.sigma_fixed < 0:
-            raise ValueError(f"sigma_fixed must be >= 0, got {self.sigma_fixed}")
+        if not (0 <= lo <= hi <= 255 and hi > 0):
+            raise ValueError(f"sigma_range must satisfy 0 <= lo <= hi <= 255 with hi > 0 (noise levels in 0..255 "
+                             f"units), got {list(self.sigma_range)}")
+        if self.sigma_fixed is not None and not 0 < self.sigma_fixed <= 255:
+            raise ValueError(f"sigma_fixed must be a noise level in (0, 255] or null, got {self.sigma_fixed}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
         check_device(self.device)

@@ -231,8 +231,11 @@ class TranslationTrainStage:
             raise ValueError(f"dataset={self.dataset!r}; known: {', '.join(TRANSLATION_DATASETS)}")
         if not self.models:
             raise ValueError("models: expected at least one model recipe")
-        for model in self.models:  # every recipe is checked when the section loads, key by key
-            gan_config(self, model)
+        from lib.train.gan_checks import check_recipe
+
+        for model in self.models:  # every recipe and the configs it derives are checked when the section loads
+            check_recipe(self, model)
+        translation_size(self)
 
 
 def gan_config(stage: TranslationTrainStage, model: str) -> GANTrainConfig:
