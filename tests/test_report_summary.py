@@ -25,6 +25,9 @@ def _eval(asap_fid=150.0, p2p_fid=200.0, asap_miou=0.30, p2p_miou=0.20):
                      row("real", 60.0, 0.5, fid_between="real training photos vs real test photos", kid="nan")]}
 
 
+HW = {"device": "cpu", "cpu_model": "AMD EPYC", "cpu_features": ["avx2", "avx512f"], "threads": 2}
+
+
 def _timing_json():
     def s(baseline, size, speedup, status="ok", threads=0):
         h, w = (int(x) for x in size.split("x"))
@@ -32,11 +35,23 @@ def _timing_json():
                 "threads_setting": threads, "threads": 2, "height": h, "width": w,
                 "speedup": speedup if status == "ok" else "nan", "baseline_status": status, "predicted_speedup": "nan"}
 
-    return {"speedups": [s("pix2pixhd", "256x512", 2.5), s("pix2pixhd", "256x512", 3.0, threads=1),
+    return {"meta": {"hardware": dict(HW)},
+            "speedups": [s("pix2pixhd", "256x512", 2.5), s("pix2pixhd", "256x512", 3.0, threads=1),
                          s("spade", "256x512", 6.0), s("pix2pixhd", "1024x2048", None, status="skipped")]}
 
 
+def _official(env=None):
+    """benchmarks/results/against_official_cpu.json: our and the official generators timed in one run."""
+    rows = [("asapnet", "ours", 1024, 2048, 1000.0), ("official-asapnet", "official", 1024, 2048, 3000.0),
+            ("pix2pixhd", "ours", 1024, 2048, 20000.0), ("official-pix2pixhd", "official", 1024, 2048, 18000.0),
+            ("asapnet", "ours", 256, 512, 100.0), ("pix2pixhd", "ours", 256, 512, 900.0)]
+    return {"environment": dict(HW) if env is None else env,
+            "rows": [{"size": f"{h}x{w}", "height": h, "width": w, "dtype": "fp32", "model": m, "code": c, "threads": 2,
+                      "median_ms": ms} for m, c, h, w, ms in rows]}
+
+
 def _benchmark():
+    """benchmarks/results/translation_speed_cpu.csv rows (the dvc plots table draws them, labelled by machine)."""
     rows = [("asapnet", "fast", 1024, 2048, 1000.0), ("asapnet", "reference", 1024, 2048, 2000.0),
             ("pix2pixhd", "", 1024, 2048, 20000.0), ("asapnet", "fast", 256, 512, 100.0),
             ("pix2pixhd", "", 256, 512, 900.0)]
@@ -65,10 +80,11 @@ def _denoise_timing():
 
 
 def test_headline_rows_are_flat_rounded_and_from_the_files():
-    rows = S.headline(_eval(asap_fid=150.04), _timing_json(), _denoise(), _benchmark())
+    rows = S.headline(_eval(asap_fid=150.04), _timing_json(), _denoise(), _official())
     assert rows["translation_asapnet"] == {"fid": 150.0, "kid": 0.15, "miou": 0.3}
     assert rows["translation_real_photos"] == {"fid": 60.0, "miou": 0.5}  # KID "nan" left out
-    # all-threads measurement of the stage; the skipped 1024x2048 cell comes from the benchmark (not the reference MLP)
+    # all-threads measurement of the stage; the skipped 1024x2048 cell: our pix2pixHD / our ASAPNet of the
+    # ours-vs-official run on the same machine (not the official pix2pixHD, not the stage's 256x512 again)
     assert rows["speedup_256x512"] == {"pix2pixhd": 2.5, "spade": 6.0}
     assert rows["speedup_1024x2048"] == {"pix2pixhd": 20.0}
     assert rows["psnr_dncnn_b_official"] == {"s15": 31.0, "s25": 29.0, "s50": 26.0}
@@ -77,14 +93,24 @@ def test_headline_rows_are_flat_rounded_and_from_the_files():
         assert values and all(isinstance(v, float) and math.isfinite(v) for v in values.values())
 
 
+def test_headline_takes_no_ratio_from_another_or_an_unidentified_machine():
+    other = {**HW, "cpu_features": ["avx2"]}  # another CPU of the same model name
+    unknown = {k: v for k, v in HW.items() if k != "cpu_features"}  # cannot tell
+    for env in (other, unknown, {**HW, "threads": 1}):
+        rows = S.headline(_eval(), _timing_json(), _denoise(), _official(env))
+        assert "speedup_1024x2048" not in rows and rows["speedup_256x512"] == {"pix2pixhd": 2.5, "spade": 6.0}
+        text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _official(env))
+        assert "1024x2048" not in text
+
+
 def test_headline_follows_changed_metrics():
-    rows = S.headline(_eval(asap_fid=123.45), _timing_json(), _denoise(asap_psnr=24.321), _benchmark())
+    rows = S.headline(_eval(asap_fid=123.45), _timing_json(), _denoise(asap_psnr=24.321), _official())
     assert rows["translation_asapnet"]["fid"] == 123.5 and rows["psnr_asap_b"]["s25"] == 24.32
 
 
 def test_write_headline_writes_one_flat_file_per_row_and_drops_stale_ones(tmp_path):
     (tmp_path / "psnr_old_run.json").write_text("{}")
-    rows = S.headline(_eval(), _timing_json(), _denoise(), _benchmark())
+    rows = S.headline(_eval(), _timing_json(), _denoise(), _official())
     files = S.write_headline(rows, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.json" for k in rows)
     assert len(files) == len(rows)
@@ -96,14 +122,18 @@ def test_write_headline_writes_one_flat_file_per_row_and_drops_stale_ones(tmp_pa
 
 
 def test_summary_answers_both_questions_with_the_files_numbers():
-    text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _benchmark(), sigma=25,
+    text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _official(), sigma=25,
                               anchors={"quality": "quality", "speed": "speed", "ablation": "ablation"})
     q1, q2 = text.split("**2. ")
     assert q1.startswith("**1. Is ASAPNet faster than pix2pixHD at equal quality?**")
     assert "**Yes: faster, and its quality is at least equal.**" in q1
-    assert "**2.50x** at 256x512" in q1 and "**20.00x** at 1024x2048 (speed benchmark)" in q1
-    assert "FID 150.0 vs 200.0" in q1 and "real photos 60.0" in q1 and "mIoU 0.300 vs 0.200" in q1
-    assert "(95% bootstrap intervals apart)" in q1
+    assert "**2.50x** at 256x512 (timing stage)" in q1 and "**20.00x** at 1024x2048 (ours-vs-official benchmark)" in q1
+    assert "AMD EPYC (AVX2/AVX\u2011512), 2 threads" in q1  # the machine of the ratios is named
+    assert "better than pix2pixHD on all three measures" in q1  # KID, FID and mIoU: three listed, three counted
+    assert "KID 0.150 vs 0.200" in q1 and "FID 150.0 vs 200.0" in q1 and "real photos 60.0" in q1
+    assert "mIoU 0.300 vs 0.200" in q1
+    assert "(95% bootstrap intervals of KID and FID and mIoU apart)" not in q1  # the fixture's KIDs have no intervals
+    assert "(95% bootstrap intervals of FID and mIoU apart)" in q1
     assert "[quality table](#quality)" in q1 and "[speed-ups](#speed)" in q1
     assert "Does its idea carry over to denoising?**" in q2
     assert "ASAPNet b" in q2 and "**27.00 dB** in 200 ms" in q2 and "noisy input 20.20 dB" in q2
@@ -115,12 +145,17 @@ def test_summary_answers_both_questions_with_the_files_numbers():
 
 def test_summary_verdicts_follow_the_numbers():
     worse = S.summary_markdown(_eval(asap_fid=250.0, asap_miou=0.1), _timing_json(), _denoise(asap_psnr=25.0),
-                               _denoise_timing(), _benchmark())
-    assert "**Faster, but not at equal quality.**" in worse and "worse than pix2pixHD on both measures" in worse
+                               _denoise_timing(), _official())
+    assert "**Faster, but not at equal quality.**" in worse and "worse than pix2pixHD on all three measures" in worse
     assert "**Not at this budget: a plain CNN as fast denoises as well or better.**" in worse
     mixed = S.summary_markdown(_eval(asap_fid=201.0, asap_miou=0.25, p2p_fid=200.0), _timing_json(), _denoise(),
-                               _denoise_timing(), _benchmark())
-    assert "mixed against pix2pixHD" in mixed and "intervals apart" not in mixed
+                               _denoise_timing(), _official())
+    assert "mixed against pix2pixHD (better on mIoU, worse on KID and FID)" in mixed and "intervals" not in mixed
+    smoothed = _eval()
+    for r, v in zip(smoothed["rows"], (0.5, 0.1)):  # ASAPNet worse on the smoothed KID only
+        r["kid_smoothed"] = v
+    text = S.summary_markdown(smoothed, _timing_json(), _denoise(), _denoise_timing(), _official())
+    assert "better on FID and mIoU, worse on KID" in text and "KID (mean of the last learning-curve points) 0.500 vs 0.100" in text
 
 
 def test_summary_without_denoising_metrics_says_so():
@@ -134,7 +169,7 @@ def test_plot_tables_are_tidy_with_a_series_column():
                             "median_ms": ms} for m, ms in (("asapnet", 100.0), ("pix2pixhd", 250.0))])
     losses = {"asap_a": pd.DataFrame({"step": [10, 20], "loss": [0.5, 0.25]}),
               "dncnn_gray": pd.DataFrame({"step": [10, 20, 30], "loss": [0.9, 0.4, 0.123456789]})}
-    tables = S.plot_tables(_eval(), timing, _denoise(), losses, _benchmark())
+    tables = S.plot_tables(_eval(), timing, _denoise(), losses, _benchmark(), where={"benchmark": "another CPU"})
     assert set(tables) == {"runtime_vs_size", "quality_vs_time", "psnr_vs_sigma", "denoise_losses"}
     for frame in tables.values():
         assert frame.columns[0] == "series"
@@ -145,6 +180,8 @@ def test_plot_tables_are_tidy_with_a_series_column():
     runtime = tables["runtime_vs_size"]
     ours = runtime[runtime["series"].str.startswith("ASAPNet · cpu")]
     assert list(ours["ms"]) == [100.0] and list(ours["size"]) == ["256x512"]
+    bench = runtime[runtime["series"].str.contains("speed benchmark")]
+    assert len(bench) == 5 and bench["series"].str.contains("another CPU").all()  # the machine is named
 
 
 def test_format_frame_has_no_nan_cells():

@@ -14,6 +14,7 @@ import pytest
 
 from lib.io import write_csv
 from lib.report import translation
+from lib.report import translation_tables as tables
 from lib.report.common import MISSING
 from lib.translation.timing import GRID_COLUMNS
 
@@ -133,36 +134,56 @@ def test_time_vs_quality_points_and_figure(eval_json, timing, tmp_path):
 
 
 def _official() -> pd.DataFrame:
-    """Rows as benchmarks/against_official.py writes them (fp32 and bf16, ours and official)."""
+    """Rows as benchmarks/against_official.py writes them (fp32 and bf16, ours and official, per-round times)."""
     rows = []
     for (h, w), times in {(256, 512): (447.0, 564.0, 964.0, 905.0), (1024, 2048): (1800.0, 5500.0, 28000.0, 30300.0)}.items():
         for dtype, f in (("fp32", 1.0), ("bf16", 0.5)):
             for model, ms, code in zip(("asapnet", "official-asapnet", "pix2pixhd", "official-pix2pixhd"), times,
                                        ("ours", "official", "ours", "official")):
+                rounds = " ".join(f"{ms * f * k:.1f}" for k in (1.1, 1.0, 0.9, 1.0, 1.3))  # quartiles: 1.0 and 1.1 x
                 rows.append({"size": f"{h}x{w}", "height": h, "width": w, "dtype": dtype, "model": model, "code": code,
-                             "threads": 2, "median_ms": ms * f, "max_abs_diff_vs_pair": 1e-5 if model == "asapnet" else None})
+                             "threads": 2, "median_ms": ms * f, "times_ms": rounds, "runs": 5,
+                             "max_abs_diff_vs_pair": 1e-5 if model == "asapnet" else None})
     return pd.DataFrame(rows)
 
 
 def test_official_table_ratios():
-    table = translation.official_table(_official())
+    table = tables.official_table(_official())
     row = table[(table["size"] == "256x512") & (table["precision"] == "fp32")].iloc[0]
     assert row["ours / official"] == pytest.approx(447 / 564)
     assert row["official pix2pixHD / our ASAPNet"] == pytest.approx(905 / 447)
+    assert row["our pix2pixHD / our ASAPNet"] == pytest.approx(964 / 447)
     assert row["max |ours - official| (ASAPNet)"] == pytest.approx(1e-5)
     assert len(table) == 4
 
 
+def test_official_display_carries_the_interquartile_range_of_the_rounds():
+    times, ratios = tables.official_display(_official())
+    cell = times.loc[("256x512", "fp32"), "ASAPNet ours (ms)"]
+    assert cell.startswith("447\u00a0[447") and cell.endswith("492]")  # quartiles of the five rounds: 447.0 and 491.7
+    assert "SPADE" not in " ".join(times.columns)
+    assert ratios.loc[("1024x2048", "fp32"), "official pix2pixHD / our ASAPNet"] == f"{30300 / 1800:.2f}"
+    env = {"device": "cpu", "cpu_model": "AMD EPYC", "cpu_features": ["avx2"], "threads": 2, "torch_version": "2.x"}
+    results = {"environment": env, "args": {"dtype": ["fp32", "bf16"], "warmup": 1},
+               "rows": [{"runs": 5, "times_ms": "1 2 3"}]}
+    cap = tables.official_caption(results, env, committed_in="abc123")
+    assert "AMD EPYC (AVX2), 2 threads (this CPU as the timing stage)" in cap and "5 rounds" in cap
+    assert "commit not recorded in the file (the file was committed in `abc123`)" in cap
+    assert "interquartile range of the rounds" in cap
+    other = tables.official_caption(results, {**env, "cpu_features": ["avx2", "avx512f"]})
+    assert "another CPU" in other
+
+
 def test_runtime_vs_megapixels_lines(timing):
-    series = translation.runtime_series(timing, official=_official())
+    series = translation.runtime_series(timing, official=_official(), where={"official": "this CPU"})
     paper = series[series["series"] == "ASAPNet · paper Fig. 1 (GPU)"]
     assert paper["ms"].tolist() == [9.0, 14.0, 35.0, 130.0]
     assert np.allclose(paper["megapixels"], [s * s / 1e6 for s in (256, 512, 1024, 2048)])
-    official = series[series["source"] == "official code, this CPU"]
+    official = series[series["source"] == "official code"]
     assert sorted(official["ms"]) == [564.0, 905.0, 5500.0, 30300.0]  # fp32, official code only
     ours = series[series["source"] == "this run"]
     assert len(ours) == 6  # the skipped cells are not drawn
-    fig = translation.plot_runtime_vs_megapixels(timing, official=_official())
+    fig = translation.plot_runtime_vs_megapixels(timing, official=_official(), where={"official": "this CPU"})
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     lines = {ln.get_label(): ln for ln in ax.lines}
@@ -173,6 +194,35 @@ def test_runtime_vs_megapixels_lines(timing):
     spade_paper = lines["SPADE · paper Fig. 1 (GPU)"]
     assert spade_paper.get_ydata().tolist() == [94.0, 359.0] and spade_paper.get_linestyle() == "--"
     assert lines["pix2pixHD · official code, this CPU (2 threads)"].get_ydata().tolist() == [905.0, 30300.0]
+    # without a machine comparison the legend does not claim one
+    unnamed = translation.runtime_series(timing, official=_official())
+    assert unnamed[unnamed["source"] == "official code"]["series"].str.contains("CPU not identified").all()
+
+
+def test_speed_table_shows_the_spread_the_file_records(eval_json, timing):
+    t = tables.speed_table(eval_json, timing)
+    # the fixture records p90 (1.1 x median) and no quartiles: the fastest-to-p90 range, flagged in the caption
+    assert t.loc["pix2pixHD", "1024x2048 (ms)"] == "– (pred. 56 s)"
+    timing.loc[:, "min_ms"] = timing["median_ms"] * 0.9
+    t = tables.speed_table(eval_json, timing)
+    assert t.loc["ASAPNet", "256x512 (ms)"] == "1,000\u00a0(900\u2060–\u20601,100)"
+    cap = tables.speed_caption({"hardware": {"device": "cpu", "cpu_model": "X", "threads": 2}}, timing)
+    assert "all-cores setting (2 threads)" in cap and "fastest and 90th-percentile run" in cap
+    timing["q25_ms"], timing["q75_ms"] = timing["median_ms"] * 0.95, timing["median_ms"] * 1.05
+    t = tables.speed_table(eval_json, timing)
+    assert t.loc["ASAPNet", "256x512 (ms)"] == "1,000\u00a0[950\u2060–\u20601,050]"
+    assert "interquartile range" in tables.speed_caption({}, timing)
+
+
+def test_asapnet_scaling_note_reads_the_file(timing):
+    extra = [dict(timing.iloc[0]) | {"height": 512, "width": 1024, "megapixels": 0.524288, "median_ms": 990.0,
+                                     "min_ms": 950.0, "p90_ms": 1010.0, "gmacs": 53.6}]
+    timing.loc[timing.index[0], ["min_ms"]] = 980.0
+    frame = pd.concat([timing, pd.DataFrame(extra)], ignore_index=True)
+    note = tables.asapnet_scaling_note(frame)
+    assert "45.8 at 256x512, 53.6 at 512x1024" in note and "grow 4x from 256x512 to 512x1024" in note
+    assert "x0.99" in note and "overlap, so the difference is run-to-run noise" in note
+    assert tables.asapnet_scaling_note(timing[timing["model"] != "asapnet"]) == ""
 
 
 def test_trained_models_follow_the_evaluation_file(eval_json):

@@ -10,7 +10,7 @@ import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
 from lib.report import ReportConfig
-from lib.report.common import MISSING, hardware_text, is_finite, save_figure, to_float
+from lib.report.common import MISSING, format_frame, hardware_text, is_finite, save_figure, to_float
 from lib.report.denoise_runs import (
     ABLATION_PARENT,
     BM3D,
@@ -26,6 +26,7 @@ from lib.report.denoise_runs import (
     run_names,
     runs_on,
 )
+from lib.report.machines import spread, spread_note, time_cell
 
 __all__ = [
     "ABLATION_PARENT",
@@ -45,6 +46,8 @@ __all__ = [
     "denoise_budget_caption",
     "denoise_grid_table",
     "grid_sigma",
+    "grid_caption",
+    "ablation_cost_display",
     "crops_caption",
 ]
 
@@ -56,30 +59,27 @@ GRID_LOST_DB = 3.0  # a run "only works at its training grid" when it loses more
 # ----------------------------------------------------------------------------- official DnCNN weights
 
 def dncnn_official_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Measured vs published PSNR (dB) and measured SSIM per test set, model and sigma.
+    """Measured vs published PSNR (dB) and measured SSIM per test set, model and sigma, one row each
+    (a narrow table: it fits the page however many sets, models and sigmas the file holds).
 
     Args:
         metrics: the content of ``dncnn_official.json`` (``rows`` with set, model, sigma,
             n_images, psnr, ssim, psnr_noisy, published_psnr).
 
     Returns:
-        A frame indexed by (test set, model, images) with, per sigma, the columns
-        ``PSNR``, ``published``, ``diff`` (measured - published) and ``SSIM``.
+        A frame indexed by (test set, model, images, σ) with the columns ``PSNR``, ``published``,
+        ``diff`` (measured - published) and ``SSIM``.
     """
     rows = pd.DataFrame(metrics["rows"])
-    rows["diff"] = rows["psnr"] - rows["published_psnr"]
-    wide = rows.pivot_table(
-        index=["set", "model", "n_images"], columns="sigma",
-        values=["psnr", "published_psnr", "diff", "ssim"], aggfunc="first",
-    )
-    wide = wide.rename(columns={"psnr": "PSNR", "published_psnr": "published", "diff": "diff", "ssim": "SSIM"})
-    wide = wide.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0, sort_remaining=False)
-    order = ["PSNR", "published", "diff", "SSIM"]
-    sigmas = sorted({c[0] for c in wide.columns})
-    wide = wide[[(s, m) for s in sigmas for m in order]]
-    wide.columns = pd.MultiIndex.from_tuples([(f"sigma {s:g}", m) for s, m in wide.columns])
-    wide.index = wide.index.set_names(["test set", "model", "images"])
-    return wide.round(4)
+    published = rows["published_psnr"].map(to_float)
+    table = pd.DataFrame({"test set": rows["set"], "model": rows["model"], "images": rows["n_images"],
+                          "σ": [f"{to_float(v):g}" for v in rows["sigma"]], "PSNR": rows["psnr"].astype(float),
+                          "published": published, "diff": rows["psnr"].astype(float) - published,
+                          "SSIM": rows["ssim"].astype(float)})
+    order = {s: i for i, s in enumerate(dict.fromkeys(rows["set"]))}
+    table = table.assign(_set=table["test set"].map(order), _sigma=rows["sigma"].astype(float))
+    table = table.sort_values(["_set", "model", "_sigma"], kind="stable").drop(columns=["_set", "_sigma"])
+    return table.set_index(["test set", "model", "images", "σ"]).round(4)
 
 
 def plot_dncnn_per_image(per_image: pd.DataFrame, out: str | Path | None = None) -> plt.Figure:
@@ -206,6 +206,34 @@ def _sides_text(sides: Sequence[int]) -> int | str | None:
     return sides[0] if len(sides) == 1 else "/".join(str(p) for p in sides)
 
 
+def grid_caption(eval_json: Mapping[str, Any], sigma: float = HEADLINE_SIGMA) -> str:
+    """The grid-size table's caption: its noise level and how many images each of its numbers averages."""
+    counts = sorted({int(r["n_images"]) for r in eval_json.get("grid_check", []) if is_finite(r.get("n_images"))})
+    n = "/".join(str(c) for c in counts) or "?"
+    return (f"*σ = {grid_sigma(eval_json, sigma):g}; each cell: the mean gain over the first {n} BSD68 image"
+            f"{'s' if n != '1' else ''} only (the check is costly), so it shows large effects (a run that fails on "
+            f"full images), not differences of a few tenths of a dB.*")
+
+
+def ablation_cost_display(ablation: pd.DataFrame, timing: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The cost half of :func:`denoise_ablation_table` for display, and its caption sentence on the spread:
+    params, GMAC, the median time per size with its spread (:func:`lib.report.machines.time_cell`,
+    from ``denoise_timing.csv``), training steps, pixel-samples and minutes."""
+    cost = [c for c in ablation.columns if c.startswith(("params", "GMAC", "ms ", "steps", "pixel-samples", "train min"))]
+    out = format_frame(ablation[cost], {"params": 3, "GMAC": 2, "ms": 0, "steps": 0, "pixel-samples": 1, "train min": 1})
+    kinds = []
+    for col in [c for c in cost if c.startswith("ms ")]:
+        w, h = (int(x) for x in col.removeprefix("ms ").split("x"))
+        cells = []
+        for run in out.index:
+            r = timing[(timing["model"] == run) & (timing["height"] == h) & (timing["width"] == w)]
+            cells.append(time_cell(r.iloc[0]) if len(r) else MISSING)
+            kinds.append(spread(r.iloc[0])[0] if len(r) else None)
+        out[col] = cells
+    runs = sorted({int(v) for v in timing.get("runs", pd.Series(dtype=float)) if is_finite(v)})
+    return out, spread_note(kinds, "/".join(str(r) for r in runs))
+
+
 def grid_sigma(eval_json: Mapping[str, Any], default: float = HEADLINE_SIGMA) -> float:
     """The noise level of the grid-size check: its rows' ``sigma`` where written, else ``default``."""
     sigmas = {to_float(r["sigma"]) for r in eval_json.get("grid_check", []) if is_finite(r.get("sigma"))}
@@ -257,6 +285,8 @@ def plot_psnr_vs_time(eval_json: Mapping[str, Any], timing: pd.DataFrame, per_im
         ax.grid(alpha=0.3, which="both")
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(4, max(1, len(names))), fontsize=8, bbox_to_anchor=(0.5, -0.16))
+    fig.suptitle(f"PSNR against time per image ({SET_TITLES.get(set_name, set_name)}; times: batch 1, fp32, median; "
+                 "dashed: the plain CNNs' Pareto front)", fontsize=10)
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out)
@@ -269,8 +299,9 @@ def plot_denoise_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | No
     for name, frame in losses.items():
         ax.plot(frame["step"], frame["loss"].rolling(5, min_periods=1).mean(), label=name)
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training MSE")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training MSE (log)")
+    ax.set_title("Denoiser training loss, one line per run (rolling mean of 5 logged points)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     if out is not None:

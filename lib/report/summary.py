@@ -16,6 +16,7 @@ import pandas as pd
 from lib.io import write_json
 from lib.report.common import is_finite, to_float
 from lib.report.denoise_runs import CNN, denoise_labels, reference_run, runs_on
+from lib.report.machines import machine_text, same_machine
 from lib.report.translation import runtime_series, time_quality_points
 from lib.report.translation_curves import curve_plot_table
 
@@ -31,6 +32,7 @@ HEADLINE_SIZES = ((256, 512), (1024, 2048))  # speed-up sizes: the paper's Citys
 ASAPNET_DENOISE = "asapnet_denoise"  # model key of the ASAPNet denoising runs
 DENOISE_SIZE = (321, 481)  # BSD68 image size (h, w) of the denoisers' headline time
 MODEL_LABELS = {"asapnet": "ASAPNet", "pix2pixhd": "pix2pixHD", "spade": "SPADE"}
+OFFICIAL_SOURCE = "ours-vs-official benchmark"  # benchmarks/against_official.py, our generators' rows
 
 
 def _round(value: Any, digits: int) -> float | None:
@@ -44,36 +46,39 @@ def _psnr_row_name(model: str) -> str:
     return model
 
 
-def _speedups(timing_json: Mapping[str, Any], benchmark: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float, str]]:
-    """(baseline, "HxW") -> (speed-up of ASAPNet, source) at :data:`HEADLINE_SIZES`: the timing stage's
-    measurement (all threads, fp32, TF32 off or n/a), else the speed benchmark's (same CPU, run in turn)."""
+def _speedups(timing_json: Mapping[str, Any], official: Mapping[str, Any] | None = None
+              ) -> dict[tuple[str, str], tuple[float, str]]:
+    """(baseline, "HxW") -> (speed-up of ASAPNet, source) at :data:`HEADLINE_SIZES`, each the ratio of two
+    medians of one run on one machine: the timing stage's (all cores, fp32, TF32 off or n/a), else, for
+    a size it skipped, the ours-vs-official benchmark's (our generators, fp32) when its results file
+    names the timing stage's machine (:func:`lib.report.machines.same_machine`). A benchmark of
+    another or an unidentified machine never gives a headline number."""
     sizes = {f"{h}x{w}" for h, w in HEADLINE_SIZES}
     out: dict[tuple[str, str], tuple[float, str]] = {}
     for s in timing_json.get("speedups", []):
         if (s["size"] in sizes and int(s["threads_setting"]) == 0 and str(s.get("tf32")) in ("-", "off")
                 and s.get("baseline_status") == "ok" and is_finite(s.get("speedup"))):
             out[(s["baseline"], s["size"])] = (to_float(s["speedup"]), "timing stage")
-    if benchmark is not None and len(benchmark):
-        bench = benchmark[(benchmark["dtype"] == "fp32") & (benchmark["impl"].fillna("") != "reference")]
-        for (h, w), g in bench.groupby(["height", "width"]):
-            size = f"{int(h)}x{int(w)}"
-            ref = g[g["model"] == "asapnet"]["median_ms"]
-            if size not in sizes or ref.empty:
-                continue
-            for _, r in g[g["model"] != "asapnet"].iterrows():
-                if (r["model"], size) not in out and is_finite(r["median_ms"]):
-                    out[(r["model"], size)] = (float(r["median_ms"]) / float(ref.iloc[0]), "speed benchmark")
+    hw = timing_json.get("meta", {}).get("hardware")
+    if official and same_machine(official.get("environment"), hw):
+        ours = {(r["model"], r["size"]): to_float(r.get("median_ms")) for r in official.get("rows", [])
+                if r.get("dtype") == "fp32" and r.get("code", "ours") == "ours"}
+        for (model, size), ms in sorted(ours.items()):
+            ref = ours.get(("asapnet", size), float("nan"))
+            if model != "asapnet" and size in sizes and (model, size) not in out and is_finite(ms) and is_finite(ref):
+                out[(model, size)] = (ms / ref, OFFICIAL_SOURCE)
     return out
 
 
 def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
-             benchmark: pd.DataFrame | None = None, set_name: str = "bsd68") -> dict[str, dict[str, float]]:
+             official: Mapping[str, Any] | None = None, set_name: str = "bsd68") -> dict[str, dict[str, float]]:
     """The headline numbers, as file stem -> flat ``{key: number}`` (one row of ``dvc metrics show``).
 
     Rows: ``translation_<model>`` (``fid``, ``kid``, ``miou`` of each evaluated generator and of the
     real photos: ``translation_real_photos``, FID only where the real-vs-real FID was computed);
     ``speedup_<H>x<W>`` for :data:`HEADLINE_SIZES` (``<baseline>``: baseline time / ASAPNet time,
-    from the timing stage where it measured both, else from the speed benchmark);
+    from the timing stage where it measured both, else from the ours-vs-official benchmark of the
+    same machine, :func:`_speedups`);
     ``psnr_<model>`` (``s<sigma>``, e.g. ``s25``: mean PSNR in dB on ``set_name`` per noise level, every
     denoiser of ``denoise_eval.json``'s summary; official weights as ``<model>_official``).
     ``kid_smoothed``: KID as the mean of the last learning-curve points (:mod:`lib.translation.curves`).
@@ -83,7 +88,7 @@ def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoi
         eval_json: ``translation_eval.json``.
         timing_json: ``translation_timing.json`` (its ``speedups``).
         denoise_eval: ``denoise_eval.json``.
-        benchmark: ``benchmarks/results/translation_speed_cpu.csv`` as a frame (optional).
+        official: ``benchmarks/results/against_official_cpu.json`` (its ``rows`` and ``environment``; optional).
         set_name: the denoising test set of the PSNR rows.
     """
     rows: dict[str, dict[str, float]] = {}
@@ -94,7 +99,7 @@ def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoi
                   "kid": _round(r.get("kid"), 3) if has_fid else None,
                   "miou": _round(r.get("miou"), 3), "kid_smoothed": _round(r.get("kid_smoothed"), 3)}
         rows["translation_" + ("real_photos" if real else r["model"])] = {k: v for k, v in values.items() if v is not None}
-    speed = _speedups(timing_json, benchmark)
+    speed = _speedups(timing_json, official)
     for h, w in HEADLINE_SIZES:
         size = f"{h}x{w}"
         values = {b: round(v, 2) for (b, s), (v, _) in sorted(speed.items()) if s == size}
@@ -123,20 +128,38 @@ def _link(text: str, anchor: str | None) -> str:
     return f"[{text}](#{anchor})" if anchor else text
 
 
+def _count(n: int) -> str:
+    return {1: "the one measure", 2: "both measures", 3: "all three measures"}.get(n, f"all {n} measures")
+
+
+def _quality_measures(a: Mapping[str, float], p: Mapping[str, float]) -> list[tuple[str, str, float, float, bool, str | None]]:
+    """The measures the summary compares: ``(name, text, ASAPNet, pix2pixHD, lower is better, interval key)``:
+    KID (the smoothed final value where both have learning curves, else the final KID), FID, mIoU."""
+    out = []
+    if "kid_smoothed" in a and "kid_smoothed" in p:  # the small-N measure, smoothed over the last curve points
+        out.append(("KID", "KID (mean of the last learning-curve points)", a["kid_smoothed"], p["kid_smoothed"], True, None))
+    elif "kid" in a and "kid" in p:
+        out.append(("KID", "KID", a["kid"], p["kid"], True, "kid"))
+    out.append(("FID", "FID", a["fid"], p["fid"], True, "fid"))
+    out.append(("mIoU", "mIoU", a["miou"], p["miou"], False, "miou"))
+    return out
+
+
 def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapping[str, Any],
-                        speed: Mapping[tuple[str, str], tuple[float, str]], anchors: Mapping[str, str]) -> str:
+                        speed: Mapping[tuple[str, str], tuple[float, str]], anchors: Mapping[str, str],
+                        machine: str = "") -> str:
     evals = {r["model"]: r for r in eval_json.get("rows", [])}
     a, p = rows.get("translation_asapnet", {}), rows.get("translation_pix2pixhd", {})
     real = rows.get("translation_real_photos", {})
     ups = [(size, v, src) for (b, size), (v, src) in speed.items() if b == "pix2pixhd"]
     ups.sort(key=lambda t: [int(x) for x in t[0].split("x")])
     parts = []
+    faster = bool(ups) and all(v > 1 for _, v, _ in ups)
     if ups:
-        faster = all(v > 1 for _, v, _ in ups)
-        where = ", ".join(f"**{v:.2f}x** at {size}" + (" (speed benchmark)" if src != "timing stage" else "")
-                          for size, v, src in ups)
-        parts.append(f"**Speed:** ASAPNet is {'faster' if faster else 'not always faster'} than pix2pixHD: {where} "
-                     f"({_link('speed-ups', anchors.get('speed'))}; paper-size generators, batch 1, this CPU).")
+        where = ", ".join(f"**{v:.2f}x** at {size} ({src})" for size, v, src in ups)
+        parts.append(f"**Speed:** ASAPNet is {'faster' if faster else 'not always faster'} than pix2pixHD: {where}; "
+                     f"paper-size generators, batch 1, fp32{', ' + machine if machine else ''}; each ratio divides two "
+                     f"medians of one run ({_link('speed-ups', anchors.get('speed'))}).")
     if "fid" in a and "fid" in p and "miou" in a and "miou" in p:
         ea, ep = evals.get("asapnet", {}), evals.get("pix2pixhd", {})
 
@@ -146,34 +169,33 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
                 return False
             return to_float(ea[hi]) < to_float(ep[lo]) or to_float(ep[hi]) < to_float(ea[lo])
 
-        fid_better, miou_better = a["fid"] < p["fid"], a["miou"] > p["miou"]
-        kid_text = ""
-        if "kid_smoothed" in a and "kid_smoothed" in p:  # the small-N measure, smoothed over the last curve points
-            fid_better = a["kid_smoothed"] < p["kid_smoothed"]
-            kid_text = f"KID (mean of the last learning-curve points) {a['kid_smoothed']:.3f} vs {p['kid_smoothed']:.3f}, "
-        if fid_better and miou_better:
-            verdict = "better than pix2pixHD on both measures"
-        elif not fid_better and not miou_better:
-            verdict = "worse than pix2pixHD on both measures"
+        measures = _quality_measures(a, p)
+        better = [name for name, _, x, y, lower, _ in measures if (x < y if lower else x > y)]
+        worse = [name for name, _, x, y, lower, _ in measures if name not in better]
+        if not worse:
+            verdict = f"better than pix2pixHD on {_count(len(measures))}"
+        elif not better:
+            verdict = f"worse than pix2pixHD on {_count(len(measures))}"
         else:
-            verdict = "mixed against pix2pixHD (better on one measure, worse on the other)"
-        clear = " (95% bootstrap intervals apart)" if apart("fid") and apart("miou") else ""
-        fid_real = f"; real photos {real['fid']:.1f}" if "fid" in real else ""
-        miou_real = f"; real photos {real['miou']:.3f}" if "miou" in real else ""
-        parts.append(
-            f"**Quality:** ASAPNet is {verdict}{clear}: {kid_text}FID {a['fid']:.1f} vs {p['fid']:.1f} (lower is better{fid_real}), "
-            f"mIoU {a['miou']:.3f} vs {p['miou']:.3f} (higher is better{miou_real}); "
-            f"{_link('quality table', anchors.get('quality'))}."
-        )
+            verdict = f"mixed against pix2pixHD (better on {' and '.join(better)}, worse on {' and '.join(worse)})"
+        checked = [(name, key) for name, _, _, _, _, key in measures  # the measures whose files hold intervals
+                   if key and all(is_finite(e.get(f"{key}_boot_{b}")) for e in (ea, ep) for b in ("low", "high"))]
+        clear = (f" (95% bootstrap intervals of {' and '.join(n for n, _ in checked)} apart)"
+                 if checked and all(apart(k) for _, k in checked) else "")
+        real_text = {"FID": f"; real photos {real['fid']:.1f}" if "fid" in real else "",
+                     "mIoU": f"; real photos {real['miou']:.3f}" if "miou" in real else "", "KID": ""}
+        listed = ", ".join(f"{text} {x:.{1 if name == 'FID' else 3}f} vs {y:.{1 if name == 'FID' else 3}f} "
+                           f"({'lower' if lower else 'higher'} is better{real_text[name]})"
+                           for name, text, x, y, lower, _ in measures)
+        parts.append(f"**Quality:** ASAPNet is {verdict}{clear}: {listed}; {_link('quality table', anchors.get('quality'))}.")
         meta = eval_json.get("meta", {})
         if "fid" in real and min(a["fid"], p["fid"]) > 1.3 * real["fid"]:
             parts.append(f"**Caveat:** neither model produces realistic images at the {meta.get('scale', '?')} scale "
                          f"({meta.get('dataset', '?')}, {meta.get('n_images', '?')} test images): the comparison "
                          "is between two under-trained models.")
         if ups:
-            faster = all(v > 1 for _, v, _ in ups)
-            answer = ("yes: faster, and its quality is at least equal" if faster and fid_better and miou_better else
-                      "faster, but not at equal quality" if faster and not fid_better and not miou_better else
+            answer = ("yes: faster, and its quality is at least equal" if faster and not worse else
+                      "faster, but not at equal quality" if faster and not better else
                       "faster; quality mixed" if faster else "no")
             parts.insert(0, f"**{answer[0].upper() + answer[1:]}.**")
     return parts[0] + "\n\n" + "\n".join(f"- {p}" for p in parts[1:]) if len(parts) > 1 else "".join(parts)
@@ -204,8 +226,10 @@ def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None
     def time_of(model: str) -> str:
         return f" in {ms[model]:.0f} ms" if model in ms else ""
 
+    hw = denoise_eval.get("meta", {}).get("hardware")
+    machine = f"; times: batch 1, fp32, one run of the evaluation stage on {machine_text(hw)}" if hw and ms else ""
     parts = [f"**ASAPNet:** the best variant, {labels.get(best, best)}, reaches **{psnr[best]:.2f} dB**{time_of(best)} "
-             f"per {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]} image ({where}; noisy input {noisy:.2f} dB)."]
+             f"per {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]} image ({where}; noisy input {noisy:.2f} dB{machine})."]
     official = next((m for m in ("official_dncnn_b_gray", "official_dncnn_s") if m in psnr), None)
     ref = reference_run(runs)
     if official:
@@ -248,21 +272,23 @@ def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None
 
 
 def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
-                     denoise_timing: pd.DataFrame | None = None, benchmark: pd.DataFrame | None = None,
+                     denoise_timing: pd.DataFrame | None = None, official: Mapping[str, Any] | None = None,
                      sigma: float = 25.0, anchors: Mapping[str, str] | None = None, set_name: str = "bsd68") -> str:
     """The summary at the top of the report: both questions answered in a few sentences with the
-    key numbers (all read from the metrics files) and links to the sections that hold them.
+    key numbers (all read from the metrics files; every ratio from two measurements of one run on
+    one machine, named) and links to the sections that hold them.
 
     Args:
-        eval_json, timing_json, denoise_eval, benchmark: as for :func:`headline`.
+        eval_json, timing_json, denoise_eval, official: as for :func:`headline`.
         denoise_timing: ``denoise_timing.csv`` as a frame (the denoisers' time per image).
         sigma: the noise level of the denoising sentences (``report.headline_sigma``).
         anchors: section key -> HTML anchor: ``quality``, ``speed``, ``denoise-findings``, ``ablation``.
     """
     anchors = anchors or {}
-    rows = headline(eval_json, timing_json, denoise_eval, benchmark, set_name)
-    speed = _speedups(timing_json, benchmark)
-    q1 = _translation_answer(rows, eval_json, speed, anchors)
+    rows = headline(eval_json, timing_json, denoise_eval, official, set_name)
+    speed = _speedups(timing_json, official)
+    hw = timing_json.get("meta", {}).get("hardware")
+    q1 = _translation_answer(rows, eval_json, speed, anchors, machine_text(hw) if hw else "")
     q2 = _denoise_answer(denoise_eval, denoise_timing, sigma, anchors, set_name)
     out = ["**1. Is ASAPNet faster than pix2pixHD at equal quality?** " + (q1 or "No translation metrics yet.")]
     out.append("**2. Does its idea carry over to denoising?** " + (q2 or "No denoising metrics yet."))
@@ -271,19 +297,21 @@ def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any
 
 def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval: Mapping[str, Any],
                 denoise_losses: Mapping[str, pd.DataFrame], benchmark: pd.DataFrame | None = None,
-                set_name: str = "bsd68", curves: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+                set_name: str = "bsd68", curves: pd.DataFrame | None = None, official: pd.DataFrame | None = None,
+                where: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """The small tidy CSVs of the ``dvc plots`` views (``dvc.yaml``, top-level ``plots``), by file stem.
 
     Every table has a ``series`` column (the legend: the repository's templates in
     ``reports/templates/dvc/`` colour by it). ``runtime_vs_size``: series, megapixels, size, ms
     (the lines of :func:`lib.report.translation.runtime_series`: this run, the speed benchmark,
-    the paper's Fig. 1 GPU values, the official code); ``quality_vs_time``: one row per evaluated
+    the paper's Fig. 1 GPU values, the official code, each benchmark's machine named as ``where``
+    says); ``quality_vs_time``: one row per evaluated
     generator (time as trained, KID, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
     ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss);
     with ``curves`` (``translation_curves.csv``), ``translation_curves``: series, step, minutes, kid, fid,
     miou (:func:`lib.report.translation_curves.curve_plot_table`).
     """
-    runtime = runtime_series(timing, benchmark)
+    runtime = runtime_series(timing, benchmark, official, where)
     runtime = runtime.assign(size=runtime["height"].astype(str) + "x" + runtime["width"].astype(str), ms=runtime["ms"].round(1))
     runtime = runtime[["series", "megapixels", "size", "ms"]]
     quality = time_quality_points(eval_json, timing)[["model", "time_ms", "kid", "fid", "miou"]].round(

@@ -9,13 +9,14 @@ import pandas as pd
 import seaborn as sns
 
 from lib.metrics.timing import PAPER_FIG1_MS
-from lib.report.common import MISSING, is_finite, save_figure, scale_caption, to_float
+from lib.report.common import MISSING, hardware_text, is_finite, save_figure, scale_caption, to_float
 from lib.translation.timing import speedups
 
 __all__ = [
     "trained_models",
     "training_caption",
     "training_table",
+    "loss_weights",
     "plot_gan_losses",
     "eval_caption",
     "translation_table",
@@ -25,9 +26,7 @@ __all__ = [
     "runtime_series",
     "plot_runtime_vs_megapixels",
     "speedup_table",
-    "timing_caption",
     "segmenter_caption",
-    "official_table",
 ]
 
 PAPER_SIZE = (256, 512)  # sec. 4: Cityscapes 256x512, the size of the paper's configs
@@ -68,34 +67,63 @@ def training_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             "epochs": s.get("epochs"),
             "wall (min)": round(s.get("wall_seconds", float("nan")) / 60, 1),
             "VGG loss": s.get("vgg_used"),
-            "L1 weight": (s.get("config") or {}).get("loss", {}).get("lambda_l1"),
-            "EMA": (s.get("config") or {}).get("ema_decay") if s.get("ema") else "no",
+            "L1 weight": f"{to_float((s.get('config') or {}).get('loss', {}).get('lambda_l1')):g}",  # as text: 20, 0.5
+            "EMA": f"{to_float((s.get('config') or {}).get('ema_decay')):g}" if s.get("ema") else "no",  # text: 0.999, not 1.00
             "precision": s.get("precision", "fp32"),
-            "device": f"{hw.get('device', '?')} x{hw.get('threads', '?')}",
+            "machine": hardware_text(hw) if hw else MISSING,
         }
         row.update({f"final {k}": round(v, 4) for k, v in s.get("final_losses", {}).items()})
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
 
-def plot_gan_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | None = None) -> plt.Figure:
-    """GAN loss curves per model (one column per model; D real/fake and G terms per row).
+GAN_TERMS = (("d_real", "D real", None), ("d_fake", "D fake", None), ("g_gan", "G adversarial", None),
+             ("g_feat", "G feature matching", "lambda_feat"), ("g_vgg", "G VGG", "lambda_vgg"), ("g_l1", "G L1", "lambda_l1"))
+TERM_SHORT = {"g_gan": "adv", "g_feat": "FM", "g_vgg": "VGG", "g_l1": "L1"}  # the generator terms in a figure title
+
+
+def loss_weights(summary: Mapping[str, Any]) -> dict[str, float]:
+    """Loss column -> its weight in the generator loss (``config.loss`` of a training summary); the
+    VGG term only where it was used (``vgg_used``)."""
+    loss = (summary.get("config") or {}).get("loss") or {}
+    weights = {col: to_float(loss.get(key)) for col, _, key in GAN_TERMS if key}
+    if not summary.get("vgg_used"):
+        weights.pop("g_vgg", None)
+    return {k: v for k, v in weights.items() if is_finite(v) and v > 0}
+
+
+def plot_gan_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | None = None,
+                    summaries: Mapping[str, Mapping[str, Any]] | None = None) -> plt.Figure:
+    """GAN loss curves per model (one panel per model): every term of the discriminator and generator
+    losses as logged (``losses_<model>.csv``: the weighted terms, e.g. ``g_l1`` = lambda_l1 x L1),
+    a rolling mean of 10 logged points, with each weight in the legend and the title.
 
     Args:
         losses: model name -> the trainer's ``losses.csv`` as a frame.
         out: optional image file to write (atomically).
+        summaries: model name -> its training summary (the weights, :func:`loss_weights`); without
+            it, terms are drawn unlabelled by weight.
     """
-    terms = [("d_real", "D real"), ("d_fake", "D fake"), ("g_gan", "G adversarial"), ("g_feat", "G feature matching")]
-    fig, axes = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 3.6), squeeze=False)
     for ax, (name, frame) in zip(axes[0], losses.items()):
-        for col, label in terms:
-            if col in frame and frame[col].notna().any():
-                smooth = frame[col].rolling(10, min_periods=1).mean()
-                ax.plot(frame["step"], smooth, label=label)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss (rolling mean of 10 logged points)")
-        ax.legend(fontsize=8)
+        weights = loss_weights((summaries or {}).get(name, {}))
+        g_terms = []
+        for col, label, key in GAN_TERMS:
+            if col not in frame or not frame[col].notna().any() or (key and not frame[col].abs().gt(0).any()):
+                continue  # a term not logged, or off (weight 0: all zeros)
+            w = weights.get(col)
+            ax.plot(frame["step"], frame[col].rolling(10, min_periods=1).mean(),
+                    label=f"{label} x {w:g}" if w is not None else label)
+            if col in TERM_SHORT:
+                g_terms.append(f"{w:g}·{TERM_SHORT[col]}" if w is not None else TERM_SHORT[col])
+        ax.set_title(f"{MODEL_LABELS.get(name, name)}: G loss = {' + '.join(g_terms)}", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss term, weighted")
+        ax.grid(True, alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle("GAN training losses: each term as it enters the loss (times its weight), rolling mean of 10 logged points",
+                 fontsize=10)
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out)
@@ -134,14 +162,17 @@ def _interval(value: Any, low: Any, high: Any, digits: int) -> str:
     return text
 
 
-def eval_caption(eval_json: Mapping[str, Any], timing_meta: Mapping[str, Any]) -> str:
-    """Markdown caption of :func:`translation_table`: where the quality and the timing numbers come from."""
+def eval_caption(eval_json: Mapping[str, Any], timing_meta: Mapping[str, Any] | None = None) -> str:
+    """Markdown caption of the quality table: where the quality numbers come from (scale, machine,
+    commit, data, N, segmenter) and, with ``timing_meta``, the machine of its ``ms / image`` column."""
     meta = eval_json["meta"]
-    return (
-        f"*Quality: {scale_caption(meta)} {meta['dataset']} {meta['test_split']} split, "
-        f"N = {meta['n_images']} images at {meta['size'][0]}x{meta['size'][1]} px; segmenter: "
-        f"{meta['segmenter']}.*\n\n*Timing: {timing_caption(timing_meta)}*"
-    )
+    text = (f"*Quality: {scale_caption(meta)} {meta['dataset']} {meta['test_split']} split, "
+            f"N = {meta['n_images']} images at {meta['size'][0]}x{meta['size'][1]} px; segmenter: {meta['segmenter']}.")
+    if timing_meta:
+        cfg = timing_meta.get("config", {})
+        text += (f" `ms / image`: the generator as trained, batch 1, {cfg.get('dtype', '?')}, median of the timed runs "
+                 f"on {hardware_text(timing_meta.get('hardware', {}))} (timing stage, commit {timing_meta.get('git_revision', '?')}).")
+    return text + "*"
 
 
 def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
@@ -291,19 +322,30 @@ def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out
     return fig
 
 
+RUNTIME_STYLES = {"this run": ("-", "o", "full"), "speed benchmark": ("-.", "D", "none"),
+                  "paper Fig. 1 (GPU)": ("--", "s", "none"), "official code": (":", "X", "full")}
+
+
 def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None,
-                   official: pd.DataFrame | None = None) -> pd.DataFrame:
+                   official: pd.DataFrame | None = None, where: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The lines of :func:`plot_runtime_vs_megapixels`: our paper-config timings (skipped cells
     left out), the paper's Fig. 1 GPU values (:data:`PAPER_FIG1_MS`) and, when given, the rows
     of the speed benchmark (``benchmarks/results/translation_speed_cpu.csv``: same generators,
-    interleaved runs, including the sizes the stage skips) and the fp32 rows of the official
+    run in turn, including the sizes the stage skips) and the fp32 rows of the official
     code from ``benchmarks/results/against_official_cpu.csv`` (timed interleaved with ours).
 
+    Args:
+        timing, benchmark, official: the results as frames.
+        where: ``{"benchmark": ..., "official": ...}``: the machine of each benchmark relative to the
+            timing stage's (:func:`lib.report.machines.where_text`: ``this CPU``, ``another CPU``); the
+            legend says it. Default ``CPU not identified``.
+
     Returns:
-        Columns ``source`` (``"this run"``, ``"paper Fig. 1 (GPU)"``, ``"official code, this CPU"``),
+        Columns ``source`` (``"this run"``, ``"speed benchmark"``, ``"paper Fig. 1 (GPU)"``, ``"official code"``),
         ``model``, ``series`` (legend label), ``height``, ``width``, ``megapixels``, ``ms``,
-        ours first, then the paper, then the official code; by series and megapixels within each.
+        ours first, then the benchmark, the paper and the official code; by series and megapixels within each.
     """
+    where = {"benchmark": "CPU not identified", "official": "CPU not identified", **(where or {})}
     rows = []
     ok = timing[(timing["kind"] == "paper_config") & (timing["status"] == "ok")]
     for _, r in ok.iterrows():
@@ -320,40 +362,40 @@ def runtime_series(timing: pd.DataFrame, benchmark: pd.DataFrame | None = None,
         fp32 = official[(official["dtype"] == "fp32") & (official["code"] == "official") & official["median_ms"].notna()]
         for _, r in fp32.iterrows():
             m = str(r["model"]).removeprefix("official-")
-            rows.append({"source": "official code, this CPU", "model": m,
-                         "series": f"{MODEL_LABELS.get(m, m)} · official code, this CPU ({int(r['threads'])} threads)",
+            rows.append({"source": "official code", "model": m,
+                         "series": f"{MODEL_LABELS.get(m, m)} · official code, {where['official']} ({int(r['threads'])} threads)",
                          "height": int(r["height"]), "width": int(r["width"]), "ms": float(r["median_ms"])})
     if benchmark is not None:
         for _, r in benchmark.iterrows():
             label = MODEL_LABELS.get(r["model"], r["model"]) + (" (reference MLP)" if r.get("impl") == "reference" else "")
-            rows.append({"source": "benchmark, this CPU", "model": r["model"],
-                         "series": f"{label} · benchmark, this CPU ({int(r['threads'])} threads)",
+            rows.append({"source": "speed benchmark", "model": r["model"],
+                         "series": f"{label} · speed benchmark, {where['benchmark']} ({int(r['threads'])} threads)",
                          "height": int(r["height"]), "width": int(r["width"]), "ms": float(r["median_ms"])})
     frame = pd.DataFrame(rows, columns=["source", "model", "series", "height", "width", "ms"])
     frame.insert(5, "megapixels", frame["height"] * frame["width"] / 1e6)
-    order = {"this run": 0, "benchmark, this CPU": 1, "paper Fig. 1 (GPU)": 2, "official code, this CPU": 3}
+    order = {s: i for i, s in enumerate(("this run", "speed benchmark", "paper Fig. 1 (GPU)", "official code"))}
     frame = frame.assign(_order=frame["source"].map(order)).sort_values(["_order", "series", "megapixels"], kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)
 
 
 def plot_runtime_vs_megapixels(timing: pd.DataFrame, out: str | Path | None = None,
-                               benchmark: pd.DataFrame | None = None, official: pd.DataFrame | None = None) -> plt.Figure:
+                               benchmark: pd.DataFrame | None = None, official: pd.DataFrame | None = None,
+                               where: Mapping[str, str] | None = None) -> plt.Figure:
     """Generator time (ms) vs image size (megapixels), log-log, one line per series of
     :func:`runtime_series`: ours solid (one per model x threads setting), the paper's Fig. 1
-    GPU values dashed with open markers, the official code on this CPU dotted with crosses,
-    the speed benchmark dash-dotted with open diamonds.
+    GPU values dashed with open markers, the official code dotted with crosses, the speed
+    benchmark dash-dotted with open diamonds; the legend names the machine of each.
 
     Args:
         timing: ``translation_timing.csv`` as a frame.
         out: optional image file to write (atomically).
-        benchmark: ``benchmarks/results/translation_speed_cpu.csv`` as a frame (optional).
+        benchmark, official, where: as for :func:`runtime_series`.
     """
-    series = runtime_series(timing, benchmark, official)
+    series = runtime_series(timing, benchmark, official, where)
     colors = model_colors(list(dict.fromkeys(series["model"])))
-    styles = {"this run": ("-", "o", "full"), "benchmark, this CPU": ("-.", "D", "none"), "paper Fig. 1 (GPU)": ("--", "s", "none"), "official code, this CPU": (":", "X", "full")}
     fig, ax = plt.subplots(figsize=(8, 5))
     for (source, label), part in series.groupby(["source", "series"], sort=False):
-        ls, marker, fill = styles[source]
+        ls, marker, fill = RUNTIME_STYLES[source]
         one_thread = source == "this run" and " 1 thread" in label
         ax.plot(part["megapixels"], part["ms"], ls=ls, marker=marker, fillstyle=fill, color=colors[part["model"].iloc[0]],
                 alpha=0.55 if one_thread else 1.0, label=label)
@@ -368,25 +410,6 @@ def plot_runtime_vs_megapixels(timing: pd.DataFrame, out: str | Path | None = No
     if out is not None:
         save_figure(fig, out)
     return fig
-
-
-def timing_caption(meta: Mapping[str, Any]) -> str:
-    """One line stating where the timings come from: scale, device, CPU or GPU model, cores,
-    torch version, protocol settings and commit.
-
-    Args:
-        meta: the ``meta`` block of ``translation_timing.json``.
-    """
-    hw = meta.get("hardware", {})
-    cfg = meta.get("config", {})
-    threads = [int(s.get("threads", 0)) for s in cfg.get("settings", [])]
-    settings = ", ".join("all cores" if not t else f"{t} thread{'s' if t > 1 else ''}" for t in threads)
-    return (
-        f"scale: {meta.get('scale')}; device: {hw.get('device', '?')} ({hw.get('device_name') or hw.get('cpu_model') or '?'}, "
-        f"{meta.get('cpu_cores', hw.get('cpu_count', '?'))} cores); settings: {settings or '?'}; torch {hw.get('torch_version', '?')}; "
-        f"batch 1, {cfg.get('dtype', '?')}, random weights, warm-up {cfg.get('warmup', '?')}, "
-        f"{cfg.get('min_runs', '?')}-{cfg.get('max_runs', '?')} timed runs per cell; commit {meta.get('git_revision', '?')}."
-    )
 
 
 def speedup_table(timing: pd.DataFrame) -> pd.DataFrame:
@@ -418,28 +441,3 @@ def segmenter_caption(seg: Mapping[str, Any]) -> str:
         "Its mIoU on the real test photos (the `real photos` row) is the ceiling for the generated images. Its "
         "predictions on real test photos (photo | prediction | labels):"
     )
-
-
-def official_table(official: pd.DataFrame) -> pd.DataFrame:
-    """Ours against the official code, timed interleaved in one process with the same weights
-    (``benchmarks/results/against_official_cpu.csv``): one row per size and precision with
-    the medians, our ASAPNet's time as a fraction of the official ASAPNet's, the official
-    pix2pixHD's time over our ASAPNet's, and the largest output difference to the official code."""
-    by = {(r["size"], r["dtype"], r["model"]): r for _, r in official.iterrows()}
-    rows = []
-    for (size, dtype), _ in official.groupby(["size", "dtype"], sort=False):
-        def ms(model: str) -> float:
-            r = by.get((size, dtype, model))
-            return float(r["median_ms"]) if r is not None and pd.notna(r["median_ms"]) else float("nan")
-
-        ours, off = ms("asapnet"), ms("official-asapnet")
-        p2p, off_p2p = ms("pix2pixhd"), ms("official-pix2pixhd")
-        diff = by.get((size, dtype, "asapnet"))
-        rows.append({
-            "size": size, "precision": dtype,
-            "ASAPNet ours (ms)": ours, "ASAPNet official (ms)": off, "ours / official": ours / off,
-            "pix2pixHD ours (ms)": p2p, "pix2pixHD official (ms)": off_p2p,
-            "official pix2pixHD / our ASAPNet": off_p2p / ours,
-            "max |ours - official| (ASAPNet)": float(diff["max_abs_diff_vs_pair"]) if diff is not None else float("nan"),
-        })
-    return pd.DataFrame(rows)

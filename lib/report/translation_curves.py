@@ -78,6 +78,8 @@ def plot_learning_curves(curves: pd.DataFrame, eval_json: Mapping[str, Any] | No
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+    fig.suptitle("Learning curves: every training snapshot scored with the evaluation protocol, against training "
+                 "wall time", fontsize=10)
     fig.tight_layout()
     if out is not None:
         save_figure(fig, out)

@@ -1,8 +1,9 @@
-"""The label -> photo tables as the report shows them: split to fit the page, rounded, no NaN cells.
+"""The label -> photo tables as the report shows them: split to fit the page, rounded, no NaN cells,
+each time with its run-to-run spread, and the captions that say where each number was measured.
 
 Each function formats a table of :mod:`lib.report.translation` (which holds the numbers and is
-tested on them) for display: text cells, integers for milliseconds, :data:`MISSING` with the
-reason in the cell or the caption where a value does not exist.
+tested on them) or a benchmark's results file for display: text cells, integers for milliseconds,
+:data:`MISSING` with the reason in the cell or the caption where a value does not exist.
 """
 from __future__ import annotations
 
@@ -10,11 +11,27 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from lib.report.common import MISSING, format_frame, format_number, is_finite, to_float
-from lib.report.translation import MODEL_LABELS, PAPER_SIZE, official_table, speedup_table, translation_table
+from lib.report.common import MISSING, format_frame, format_number, hardware_text, is_finite, to_float
+from lib.report.machines import NBSP, machine_text, run_times, spread, spread_note, time_cell, where_text
+from lib.report.translation import MODEL_LABELS, PAPER_SIZE, speedup_table, translation_table
 from lib.translation.timing import speedups
 
-__all__ = ["quality_table", "speed_table", "speedup_display", "official_display"]
+__all__ = [
+    "quality_table",
+    "timing_caption",
+    "speed_table",
+    "speed_caption",
+    "asapnet_scaling_note",
+    "speedup_display",
+    "official_table",
+    "official_display",
+    "official_caption",
+    "benchmark_pairs",
+    "benchmark_caption",
+]
+
+OFFICIAL_MODELS = {"asapnet": "ASAPNet ours", "official-asapnet": "ASAPNet official", "pix2pixhd": "pix2pixHD ours",
+                   "official-pix2pixhd": "pix2pixHD official"}  # the pairs compared (the file's SPADE rows: timing only)
 
 
 def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
@@ -30,31 +47,111 @@ def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.Data
             "pixel accuracy": "pixel acc.", "params (M), as trained": "params (M)",
             "time as trained (ms)": f"ms / image ({size})"}
     out = format_frame(t[list(cols)].rename(columns=cols), {"N": 0, "KID": 4, "pixel": 3, "params": 2, "ms": 0})
+    for c in [c for c in out.columns if "CI" in c]:  # a value and its interval stay on one line
+        out[c] = [v.replace(" [", NBSP + "[").replace(", ", "," + NBSP) for v in out[c]]
     out.index.name = None
     return out
 
 
-def _time_cell(value: Any) -> str:
-    """A time cell of :func:`translation_table` as text: integer ms, or ``– (pred. X s)`` for a skipped cell."""
-    if isinstance(value, str) and value.startswith("skipped (predicted "):
-        return f"{MISSING} (pred. {value.removeprefix('skipped (predicted ').rstrip(')')})"
-    return format_number(value, 0)
+def timing_caption(meta: Mapping[str, Any]) -> str:
+    """One line stating where the timing stage's times come from: scale, machine (CPU model and
+    features), threads settings, torch version, protocol settings and commit.
+
+    Args:
+        meta: the ``meta`` block of ``translation_timing.json``.
+    """
+    hw = meta.get("hardware", {})
+    cfg = meta.get("config", {})
+    threads = [int(s.get("threads", 0)) for s in cfg.get("settings", [])]
+    cores = meta.get("cpu_cores", hw.get("cpu_count", "?"))
+    settings = ", ".join(f"all cores ({cores} threads)" if not t else f"{t} thread{'s' if t > 1 else ''}" for t in threads)
+    return (
+        f"scale: {meta.get('scale')}; machine: {hardware_text(hw)}; threads settings: {settings or '?'}; "
+        f"torch {hw.get('torch_version', '?')}; batch 1, {cfg.get('dtype', '?')}, random weights, warm-up {cfg.get('warmup', '?')}, "
+        f"{cfg.get('min_runs', '?')}-{cfg.get('max_runs', '?')} timed runs per cell; commit {meta.get('git_revision', '?')}."
+    )
+
+
+def _all_cores(timing: pd.DataFrame) -> pd.DataFrame:
+    """The paper-config rows of the all-cores setting (``threads_setting`` 0), TF32 off or not applicable."""
+    return timing[(timing["kind"] == "paper_config") & (timing["threads_setting"] == 0) & timing["tf32"].isin(["-", "off"])]
+
+
+def _time_cell(row: Mapping[str, Any]) -> str:
+    """A timing-stage cell: the median with its spread (:func:`lib.report.machines.time_cell`), or
+    ``– (pred. X s)`` for a skipped cell (the predicted time of one forward pass)."""
+    if row["status"] == "ok":
+        return time_cell(row)
+    return f"{MISSING} (pred. {to_float(row['predicted_ms']) / 1e3:.3g} s)"
 
 
 def speed_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
     """The cost and speed half of :func:`translation_table`, for display: one row per paper-size
-    generator; params and GMAC at 256x512 and the median ms per timed size (all threads). A
-    skipped cell reads ``– (pred. X s)`` (the predicted time of one forward pass)."""
+    generator; params and GMAC at 256x512 and, per timed size, the median ms of the all-cores setting
+    with its spread (:func:`lib.report.machines.time_cell`). A skipped cell reads ``– (pred. X s)``."""
     full = translation_table(eval_json, timing)
     t = full.drop(index=[MODEL_LABELS["real"]], errors="ignore")
-    times = [c for c in t.columns if c.startswith("time ") and c != "time as trained (ms)"]
     ph, pw = PAPER_SIZE
     out = format_frame(t[["params (M), paper config", f"GMAC {ph}x{pw}, paper config"]], {"params": 1, "GMAC": 1})
     out.columns = ["params (M)", f"GMAC {ph}x{pw}"]
-    for c in times:
-        out[c.removeprefix("time ").removesuffix(" (ms)") + " (ms)"] = [_time_cell(v) for v in t[c]]
+    cells = _all_cores(timing)
+    sizes = sorted({(int(h), int(w)) for h, w in zip(cells["height"], cells["width"])}, key=lambda hw: (hw[0] * hw[1], hw))
+    labels = {MODEL_LABELS.get(m, m): m for m in cells["model"].unique()}
+    for h, w in sizes:
+        column = []
+        for name in out.index:
+            r = cells[(cells["model"] == labels.get(name, name)) & (cells["height"] == h) & (cells["width"] == w)]
+            column.append(_time_cell(r.iloc[0]) if len(r) else MISSING)
+        out[f"{h}x{w} (ms)"] = column
     out.index.name = None
     return out
+
+
+def speed_caption(meta: Mapping[str, Any], timing: pd.DataFrame) -> str:
+    """What the speed table's times are: the setting they come from, the machine, and their spread."""
+    cells = _all_cores(timing)
+    ok = cells[cells["status"] == "ok"]
+    threads = sorted({int(t) for t in ok["threads"]}) if len(ok) else []
+    runs = f"{int(ok['runs'].min())}-{int(ok['runs'].max())}" if len(ok) and ok["runs"].notna().all() else ""
+    kinds = [spread(r)[0] for _, r in ok.iterrows()]
+    setting = f"the all-cores setting ({', '.join(str(t) for t in threads)} threads)" if threads else "the all-cores setting"
+    return (f"*Times: median ms per forward of {setting} on {hardware_text(meta.get('hardware', {}))}; the 1-thread "
+            f"setting is in the speed-up table and the figure. {spread_note(kinds, runs)}*")
+
+
+def asapnet_scaling_note(timing: pd.DataFrame, model: str = "asapnet") -> str:
+    """Why ASAPNet's time barely grows with the image size, with the MACs and times of the timing file.
+
+    The architecture (:mod:`lib.models.asapnet`): the low-res stream predicts the MLP parameters on a
+    grid of 16 tile rows (tile side = height / 16); a fixed tent filter first downsamples the input by
+    tile side / 16 (the learned stride-2 convs do the remaining 16x), so from 256 px height up the
+    convolutions see a 256 px-high input and cost the same at every size; only the per-pixel MLP (and
+    the cheap tent filter) grows with the pixel count. Empty without two all-cores sizes of ``model``
+    of the same aspect ratio, 256 px high or more.
+    """
+    rows = _all_cores(timing)
+    rows = rows[(rows["model"] == model) & (rows["status"] == "ok") & (rows["height"] >= 256)]
+    rows = rows.assign(aspect=rows["width"] / rows["height"]).sort_values("megapixels")
+    rows = rows[rows["aspect"] == rows["aspect"].value_counts().idxmax()] if len(rows) else rows  # the most sizes
+    if len(rows) < 2:
+        return ""
+    a, b = rows.iloc[0], rows.iloc[1]
+    size = lambda r: f"{int(r['height'])}x{int(r['width'])}"  # noqa: E731
+    (ka, la, ha), (kb, lb, hb) = spread(a), spread(b)
+    overlap = ka is not None and kb is not None and la <= hb and lb <= ha
+    what = "interquartile ranges" if ka == kb == "iqr" else "spreads"
+    gmacs = ", ".join(f"{to_float(r['gmacs']):.1f} at {size(r)}" for _, r in rows.iterrows() if is_finite(r["gmacs"]))
+    return (
+        f"**Why ASAPNet's time barely grows with the image size.** Its low-res stream predicts the per-pixel MLPs "
+        f"on a grid of 16 tile rows at every size (tile side = height / 16; `lib/models/asapnet.py`, "
+        f"`lib/models/lowres.py`): from 256 px "
+        f"height up, a fixed tent filter first downsamples the input by height / 256, so its convolutions, most of "
+        f"the work, see the same 256 px-high input and cost the same at every size; only the per-pixel MLP grows "
+        f"with the pixel count. Its multiply-accumulates grow accordingly ({gmacs} GMAC) while the pixels grow "
+        f"{int(b['megapixels'] / a['megapixels'])}x from {size(a)} to {size(b)}, where its time changes by "
+        f"x{to_float(b['median_ms']) / to_float(a['median_ms']):.2f} ({time_cell(a)} against {time_cell(b)} ms)"
+        + (f"; the two {what} overlap, so the difference is run-to-run noise." if overlap else ".")
+    )
 
 
 def speedup_display(timing: pd.DataFrame) -> pd.DataFrame:
@@ -77,11 +174,120 @@ def speedup_display(timing: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def official_display(official: pd.DataFrame) -> pd.DataFrame:
-    """:func:`official_table` as text: ms as integers, ratios with 2 decimals, the output difference in
-    scientific notation."""
+def official_table(official: pd.DataFrame) -> pd.DataFrame:
+    """Ours against the official code, timed interleaved in one process with the same weights
+    (``benchmarks/results/against_official_cpu.csv``): one row per size and precision with
+    the medians, our ASAPNet's time as a fraction of the official ASAPNet's, the official and our
+    pix2pixHD's time over our ASAPNet's (each ratio: two medians of the same run), and the largest
+    output difference to the official code."""
+    by = {(r["size"], r["dtype"], r["model"]): r for _, r in official.iterrows()}
+    rows = []
+    for (size, dtype), _ in official.groupby(["size", "dtype"], sort=False):
+        def ms(model: str) -> float:
+            r = by.get((size, dtype, model))
+            return float(r["median_ms"]) if r is not None and pd.notna(r["median_ms"]) else float("nan")
+
+        ours, off = ms("asapnet"), ms("official-asapnet")
+        p2p, off_p2p = ms("pix2pixhd"), ms("official-pix2pixhd")
+        diff = by.get((size, dtype, "asapnet"))
+        rows.append({
+            "size": size, "precision": dtype,
+            "ASAPNet ours (ms)": ours, "ASAPNet official (ms)": off, "ours / official": ours / off,
+            "pix2pixHD ours (ms)": p2p, "pix2pixHD official (ms)": off_p2p,
+            "official pix2pixHD / our ASAPNet": off_p2p / ours,
+            "our pix2pixHD / our ASAPNet": p2p / ours,
+            "max |ours - official| (ASAPNet)": float(diff["max_abs_diff_vs_pair"]) if diff is not None else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
+def official_display(official: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ours-vs-official results as two tables that fit the page: ``(times, ratios)``.
+
+    ``times``: per size and precision, the median ms of each generator with the interquartile range
+    of its timed runs (``times_ms``, :func:`lib.report.machines.time_cell`); ``ratios``: the ratios
+    of :func:`official_table` (2 decimals) and the output difference (scientific notation)."""
     t = official_table(official)
     diff = "max |ours - official| (ASAPNet)"
-    out = format_frame(t.drop(columns=[diff]), {"(ms)": 0, "/": 2})
-    out[diff] = [f"{to_float(v):.1e}" if is_finite(v) else MISSING for v in t[diff]]
-    return out.set_index(["size", "precision"])
+    ratios = format_frame(t[["size", "precision", "ours / official", "our pix2pixHD / our ASAPNet",
+                             "official pix2pixHD / our ASAPNet"]], {"/": 2})
+    ratios[diff] = [f"{to_float(v):.1e}" if is_finite(v) else MISSING for v in t[diff]]
+    ratios = ratios.rename(columns={"ours / official": "our ASAPNet / official ASAPNet"})
+    models = [m for m in OFFICIAL_MODELS if m in set(official["model"])]
+    rows = []
+    for (size, dtype), g in official.groupby(["size", "dtype"], sort=False):
+        cells = {r["model"]: r for _, r in g.iterrows()}
+        row = {"size": size, "precision": dtype}
+        for m in models:
+            r = cells.get(m)
+            row[f"{OFFICIAL_MODELS[m]} (ms)"] = MISSING if r is None else time_cell(r)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["size", "precision"]), ratios.set_index(["size", "precision"])
+
+
+def _commit_text(results: Mapping[str, Any], committed_in: str | None) -> str:
+    if results.get("git_revision"):
+        return f"commit {results['git_revision']}"
+    return "commit not recorded in the file" + (f" (the file was committed in `{committed_in}`)" if committed_in else "")
+
+
+def official_caption(results: Mapping[str, Any], reference_hw: Mapping[str, Any] | None = None,
+                     committed_in: str | None = None) -> str:
+    """Where the ours-vs-official numbers were measured: machine (CPU model and features, threads),
+    torch, rounds, warm-up, precisions and commit, from the results JSON
+    (``benchmarks/results/against_official_cpu.json``), and whether that is the timing stage's machine.
+    ``committed_in``: the commit that added the file, named where the file records no commit."""
+    from lib.report.machines import same_machine
+
+    env, args = results.get("environment", {}), results.get("args", {})
+    rows = results.get("rows", [])
+    runs = sorted({int(r["runs"]) for r in rows if is_finite(r.get("runs"))})
+    has_times = any(len(run_times(r.get("times_ms"))) >= 2 for r in rows)
+    same = same_machine(env, reference_hw) if reference_hw else None
+    commit = _commit_text(results, committed_in)
+    return (
+        f"*Measured on {machine_text(env)} ({where_text(same)}"
+        + (" as the timing stage" if same else "") + f"), torch {env.get('torch_version', '?')}, batch 1, "
+        f"{' and '.join(str(d) for d in args.get('dtype', [])) or '?'}, {args.get('warmup', '?')} warm-up run(s), then "
+        f"{'/'.join(str(r) for r in runs) or args.get('runs', '?')} rounds, each round timing every generator once in turn; "
+        f"median of the rounds; {commit}. "
+        + ("`[a–b]`: interquartile range of the rounds. " if has_times else "No per-round times are recorded, so no spread. ")
+        + "Every ratio divides two medians of this one run.*"
+    )
+
+
+def benchmark_pairs(benchmark: pd.DataFrame, timing: pd.DataFrame) -> list[tuple[float, float]]:
+    """(speed benchmark median, timing stage median) of every cell both timed in the same setting:
+    model (fast path), size, fp32, threads (the evidence of :func:`lib.report.machines.benchmark_machine`)."""
+    stage = timing[(timing["kind"] == "paper_config") & (timing["status"] == "ok") & (timing["dtype"] == "fp32")]
+    pairs = []
+    for _, b in benchmark[(benchmark["dtype"] == "fp32") & (benchmark["impl"].fillna("fast") != "reference")].iterrows():
+        r = stage[(stage["model"] == b["model"]) & (stage["height"] == b["height"]) & (stage["width"] == b["width"])
+                  & (stage["threads"] == b["threads"])]
+        if len(r):
+            pairs.append((to_float(b["median_ms"]), to_float(r["median_ms"].iloc[0])))
+    return pairs
+
+
+def benchmark_caption(results: Mapping[str, Any], benchmark: pd.DataFrame, timing: pd.DataFrame,
+                      same: bool | None, committed_in: str | None = None) -> str:
+    """Where the speed benchmark (``benchmarks/results/translation_speed_cpu.json``) was measured, how it
+    compares with the timing stage on a cell both timed, and that it gives no number to the summary
+    unless it is the timing stage's machine (``same``: :func:`lib.report.machines.benchmark_machine`)."""
+    env = results.get("environment", {})
+    pairs = benchmark_pairs(benchmark, timing)
+    stage = timing[(timing["kind"] == "paper_config") & (timing["status"] == "ok")]
+    evidence = ""
+    for _, b in benchmark[(benchmark["dtype"] == "fp32") & (benchmark["impl"].fillna("fast") != "reference")].iterrows():
+        r = stage[(stage["model"] == b["model"]) & (stage["height"] == b["height"]) & (stage["width"] == b["width"])
+                  & (stage["threads"] == b["threads"])]
+        if len(r) and pairs:
+            evidence = (f" Its {MODEL_LABELS.get(b['model'], b['model'])} takes {to_float(b['median_ms']):,.0f} ms at "
+                        f"{int(b['height'])}x{int(b['width'])} against {to_float(r['median_ms'].iloc[0]):,.0f} ms in the timing stage.")
+            break
+    use = ("It is the timing stage's machine." if same else
+           "So its absolute times are not this page's machine's: the figure draws them for their trend with image size, "
+           "and no number of the summary or of the headline metrics comes from it.")
+    return (f"Dash-dotted in the figure: the speed benchmark (`benchmarks/translation_speed.py`: the same generators run in "
+            f"turn, fp32, including the sizes the timing stage skips), measured on {machine_text(env)}, "
+            f"{where_text(same)}; torch {env.get('torch_version', '?')}; {_commit_text(results, committed_in)}.{evidence} {use}")
