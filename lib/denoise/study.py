@@ -12,6 +12,7 @@ each run's steps). :mod:`lib.denoise.evaluate` scores them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,22 @@ class TrainDenoiserStage:
         if not self.runs:
             raise ValueError("runs: expected at least one training run")
         for name in self.runs:  # every run is checked when the section loads, key by key
-            run_settings(self, name)
+            try:
+                run_settings(self, name)
+            except ConfigError as e:
+                raise ConfigError(_blame_common(self, name, str(e))) from e
+
+
+def _blame_common(stage: "TrainDenoiserStage", name: str, message: str) -> str:
+    """``message`` about ``runs.<name>.train.<key>`` renamed ``common.<key>`` when the value
+    came from ``common`` (the key the user wrote)."""
+    prefix = f"train_denoiser.runs.{name}.train."
+    m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", message[len(prefix):]) if message.startswith(prefix) else None
+    run = stage.runs[name]
+    train = run.get("train") if isinstance(run, dict) else None
+    if m and m.group(0) not in (train if isinstance(train, dict) else {}) and m.group(0) in stage.common:
+        return f"train_denoiser.common.{m.group(0)}{message[len(prefix) + m.end():]}"
+    return message
 
 
 def run_settings(stage: TrainDenoiserStage, name: str) -> tuple[DenoiseRun, Any, Any]:

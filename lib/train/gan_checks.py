@@ -92,8 +92,9 @@ def check_recipe(stage: Any, model: str) -> Any:
         text = str(e)
         m = re.match(rf"models\.{re.escape(cfg.generator)}\.([A-Za-z_][A-Za-z0-9_]*)", text)
         if m and m.group(1) == "height" and "height" not in cfg.generator_cfg:  # derived from size
-            raise ConfigError(f"{size_key}: {cfg.size} is not a valid image height for the {cfg.generator} "
-                              f"generator ({text})") from e
+            reason = re.sub(r"^=\S*\s*", "", text[m.end():])  # "=100 must be ..." -> "must be ..."
+            raise ConfigError(f"{size_key}={cfg.size}: the {cfg.generator} generator is built for height = size, "
+                              f"and its height {reason}") from e
         if m:
             raise ConfigError(f"{gcfg_key}.{m.group(1)}{text[m.end():]}") from e
         raise ConfigError(_unknown_keys(text, gcfg_key)) from e
