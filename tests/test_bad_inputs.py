@@ -4,12 +4,19 @@ message naming the file or the params key) or in a recovery where nothing is los
 Three tables, each one parametrized test:
 
 * ``ERRORS``: the call raises; the message names the file / params key (and the CLI, where
-  there is one, exits non-zero with the same message).
+  there is one, exits non-zero with the same message). Among them: an output folder that is
+  or resolves to an input folder, two inputs for one output name, an existing output without
+  ``--overwrite`` (inputs and other files are never written over); a second writer on a
+  locked folder (translation and training); NaN / infinity in checkpoints, params and
+  generated images; params errors at load under the key the user wrote (derived values too).
 * ``SKIPPED_FILES``: ``translate_dir`` records the bad label map in ``result.failed`` with a
   message naming it, writes the good one beside it, and ``python -m lib.translation.translate``
   exits 1.
 * ``RECOVERIES``: the bad state is cleaned up or worked around without an error and without
-  losing a good file.
+  losing a good file: a checkpoint of other data, other output settings, more steps than
+  requested or NaN weights is not resumed (one line says why); snapshots an earlier run left
+  are not read; a killed writer leaves no stale lock; a killed notebook runner takes its
+  kernel with it.
 
 Related, more thorough tests: tests/test_config.py, tests/test_translate_cli.py,
 tests/test_train_loop.py (resume after SIGKILL, changed settings), tests/test_io.py, tests/test_fid.py.
@@ -357,6 +364,295 @@ def _missing_torchscript_segmenter(env: Env) -> Expect:
                   after=lambda: require_evaluation_files("trained"))  # the pipeline's own segmenter: nothing to check
 
 
+# --- nothing lost: the translate CLI never writes over an input or a file it did not write
+
+
+def _holder(env: Env, folder: Path) -> subprocess.Popen:
+    """Another process holding ``folder``'s writer lock (killed when the test ends)."""
+    code = ("import sys, time\nfrom lib.io import FolderLock\nFolderLock(sys.argv[1]).acquire()\n"
+            "print('held', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    env.request.addfinalizer(lambda: (proc.kill(), proc.wait()))
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _cli_refuses(env: Env, ckpt: Path, labels: Path, out: Path, *extra: str, names: tuple[str, ...]) -> None:
+    """The CLI exits 2 with one stderr line naming ``names``, and writes nothing."""
+    env.capsys.readouterr()
+    assert _translate_cli(ckpt, labels, out, *extra) == 2
+    err = env.capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and all(n in err[0] for n in names), err
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@error_row
+def _out_inside_the_label_folder(env: Env) -> Expect:
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    before = _tree(labels)
+    out = labels / "generated"
+    _cli_refuses(env, ckpt, labels, out, names=(str(out), "input folder"))
+
+    def after_check() -> None:  # the label folder is exactly as it was: no output, no folder, no lock
+        assert _tree(labels) == before and not out.exists()
+
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, out, progress=False), ValueError,
+                  [str(out), str(labels), "input folder"], after=after_check)
+
+
+@error_row
+def _out_is_a_symlink_to_the_label_folder(env: Env) -> Expect:
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    link = env.tmp / "looks_new"
+    link.symlink_to(labels, target_is_directory=True)
+    before = _tree(labels)
+    _cli_refuses(env, ckpt, labels, link, names=(str(link), "input folder"))
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, link, progress=False), ValueError,
+                  [str(link), "input folder"], after=lambda: _check_equal(_tree(labels), before))
+
+
+def _check_equal(a, b) -> None:
+    assert a == b
+
+
+@error_row
+def _output_subfolder_symlinked_into_the_inputs(env: Env) -> Expect:
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    _label(labels / "sub" / "good.png", np.ones((64, 64)))
+    out = env.tmp / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(labels, target_is_directory=True)  # out/sub/good.png would be labels/good.png
+    before = _tree(labels)
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, out, pattern="**/*.png", progress=False), ValueError,
+                  [str(out / "sub" / "good.png"), "overwrite an input"], after=lambda: _check_equal(_tree(labels), before))
+
+
+@error_row
+def _two_inputs_one_output_name(env: Env) -> Expect:
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    Image.fromarray(np.ones((64, 64), np.uint8)).save(labels / "good.gif")  # same stem, other format
+    out = env.tmp / "out"
+    _cli_refuses(env, ckpt, labels, out, "--pattern", "good.*", names=("good.gif", "good.png"))
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, out, pattern="good.*", progress=False), ValueError,
+                  [str(labels / "good.gif"), str(labels / "good.png"), str(out / "good.png")],
+                  after=lambda: _check_equal(_tree(out) if out.exists() else {}, {}))
+
+
+@error_row
+def _existing_output_is_not_replaced(env: Env) -> Expect:
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    out = env.tmp / "out"
+    out.mkdir()
+    mine = out / "good.png"
+    mine.write_bytes(b"a file the user made")
+    _cli_refuses(env, ckpt, labels, out, names=(str(mine), "--overwrite"))
+    assert mine.read_bytes() == b"a file the user made"
+
+    def after_check() -> None:  # untouched; --overwrite replaces it, and the count is what was written
+        assert mine.read_bytes() == b"a file the user made"
+        env.capsys.readouterr()
+        assert _translate_cli(ckpt, labels, out, "--overwrite") == 0
+        assert "wrote 1 images" in env.capsys.readouterr().out and mine.read_bytes()[:4] == b"\x89PNG"
+        assert sorted(p.name for p in out.iterdir()) == ["good.png"]  # no lock file left behind
+
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, out, progress=False), FileExistsError,
+                  [str(mine), "--overwrite"], after=after_check)
+
+
+@error_row
+def _second_translate_run_on_a_locked_folder(env: Env) -> Expect:
+    from lib.io import FolderBusyError
+    from lib.models import load_model
+    from lib.translation.translate import translate_dir
+
+    ckpt, labels = _generator_checkpoint(env.tmp), _good_labels(env.tmp)
+    out = env.tmp / "out"
+    holder = _holder(env, out)
+    _cli_refuses(env, ckpt, labels, out, names=(str(out), f"pid {holder.pid}"))
+    return Expect(lambda: translate_dir(load_model(ckpt), labels, out, progress=False), FolderBusyError,
+                  [str(out), f"pid {holder.pid}"], after=lambda: _check_equal(sorted(p.name for p in out.iterdir()), [".writer.lock"]))
+
+
+@error_row
+def _second_training_run_on_a_locked_folder(env: Env) -> Expect:
+    from lib.io import FolderBusyError
+
+    out = env.tmp / "run"
+    tiny_train("denoise", out, max_steps=2)
+    before = _tree(out)
+    holder = _holder(env, out)
+
+    def after_check() -> None:  # the first run's checkpoint and loss log are untouched
+        assert {k: v for k, v in _tree(out).items() if k != ".writer.lock"} == before
+
+    return Expect(lambda: tiny_train("denoise", out, max_steps=4, seed=7), FolderBusyError,
+                  [str(out), f"pid {holder.pid}", "training run"], after=after_check)
+
+
+# --- non-finite values refused where they enter
+
+
+@error_row
+def _nan_weights_in_a_checkpoint(env: Env) -> Expect:
+    from lib.models import build, load_model
+
+    model = build(GEN_NAME, GEN_CFG)
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name].clone()
+    state[name].view(-1)[3] = float("inf")
+    ckpt = save_checkpoint(env.tmp / "g.pt", model=GEN_NAME, config=to_dict(model.cfg), state_dict=state, step=0)
+    _cli_refuses(env, ckpt, _good_labels(env.tmp), env.tmp / "out", names=(str(ckpt), name))
+    return Expect(lambda: load_model(ckpt), ValueError, [str(ckpt), repr(name), "non-finite"])
+
+
+@error_row
+def _checkpoint_of_the_wrong_structure(env: Env) -> Expect:
+    from lib.models import load_model
+
+    ckpt = env.tmp / "odd.pt"
+    torch.save({"model": GEN_NAME, "config": dict(GEN_CFG), "state_dict": [1, 2], "step": 0, "git_revision": "x",
+                "torch_version": "y"}, ckpt)
+    _cli_refuses(env, ckpt, _good_labels(env.tmp), env.tmp / "out", names=(str(ckpt), "state_dict"))
+    return Expect(lambda: load_model(ckpt), ValueError, [str(ckpt), "'state_dict'", "list"])
+
+
+@error_row
+def _nan_in_params(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["common"].update(ema_decay=float("nan")))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError, ["train_translation.common.ema_decay", "nan"])
+
+
+@error_row
+def _infinite_in_a_nested_params_dict(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["asapnet"]["generator_cfg"].update(init_gain=float("inf")))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError,
+                  ["train_translation.models.asapnet.generator_cfg.init_gain", "inf"])
+
+
+@error_row
+def _sigma_above_255(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_denoiser"]["common"].update(sigma_range=[10, 300]))
+    return Expect(lambda: load_stage("train_denoiser", path), ConfigError, ["train_denoiser.common.sigma_range", "255"],
+                  absent=("train_denoiser.runs",))  # blamed where it was written
+
+
+@error_row
+def _empty_sigma_list(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(sigmas=[]))
+    return Expect(lambda: load_stage("evaluate_denoising", path), ConfigError, ["evaluate_denoising.sigmas"])
+
+
+@error_row
+def _zero_learning_rate(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_segmenter"].update(lr=0.0))
+    return Expect(lambda: load_stage("train_segmenter", path), ConfigError, ["train_segmenter.lr", "> 0"])
+
+
+@error_row
+def _generated_image_with_nan(env: Env) -> Expect:
+    from lib.models import generate as gen
+    from lib.models import load_model
+
+    real = gen.generate
+    env.monkeypatch.setattr(gen, "generate", lambda *a, **k: real(*a, **k) * float("nan"))  # e.g. a NaN input path
+    model = load_model(_generator_checkpoint(env.tmp))
+    return Expect(lambda: gen.generate_images(model, torch.zeros(2, 64, 64, dtype=torch.long)), ValueError,
+                  ["NaN or infinite", "[0, 1]"])
+
+
+# --- params errors at load, named by the key the user wrote
+
+
+@error_row
+def _derived_size_error_named_by_its_key(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["common"].update(size=100))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError,
+                  ["train_translation.common.size", "100", "multiple of 16"], absent=("models.asapnet.height",))
+
+
+@error_row
+def _unknown_generator_cfg_key(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["asapnet"]["generator_cfg"].update(lr_widht=8))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError,
+                  ["train_translation.models.asapnet.generator_cfg.lr_widht", "known keys"])
+
+
+@error_row
+def _generator_that_is_not_a_generator(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["asapnet"].update(generator="patchgan"))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError,
+                  ["train_translation.models.asapnet.generator", "'patchgan'", "asapnet, pix2pixhd, spade"])
+
+
+@error_row
+def _bad_value_in_a_section_another_stage_reads(env: Env) -> Expect:
+    from lib.stages import check_params
+
+    path = _params(env.tmp, lambda p: p["report"].update(headline_sigma=-25.0))
+    # the notebook runner loads the whole file before any stage starts (scripts/run_notebook.py)
+    return Expect(lambda: check_params(path), ConfigError, ["report.headline_sigma", "-25"])
+
+
+# --- CLI input: one line naming the option or file
+
+
+@error_row
+def _unknown_device_name(env: Env) -> Expect:
+    from lib.device import resolve_device
+
+    _cli_refuses(env, _generator_checkpoint(env.tmp), _good_labels(env.tmp), env.tmp / "out", "--device", "gpu",
+                 names=("--device", "'gpu'"))
+    _cli_refuses(env, _generator_checkpoint(env.tmp), _good_labels(env.tmp), env.tmp / "out", "--max-memory-gb", "-1",
+                 names=("--max-memory-gb",))
+    return Expect(lambda: resolve_device("cuda:x"), ValueError, ["'cuda:x'", "not a device name"])
+
+
+@error_row
+def _list_file_not_utf8(env: Env) -> Expect:
+    from lib.data.facades import FacadesDataset
+
+    root = _facades_root(env.tmp, ["cmp_b0001"])
+    ids = root / "splits_asapnet" / "train_ids.txt"
+    ids.write_bytes("cmp_b0001\n\xe9t\xe9\n".encode("latin-1"))
+    return Expect(lambda: FacadesDataset(root, "train", 8), ValueError, [str(ids), "UTF-8", "offset 10"])
+
+
 @pytest.mark.parametrize("row", ERRORS)
 def test_bad_input_raises_a_clear_error(row, tmp_path, monkeypatch, capsys, request):
     expect = row(Env(tmp_path, monkeypatch, capsys, request))
@@ -416,6 +712,22 @@ def _instance_map_size_mismatch(env: Env) -> Skipped:
     bad = _label(env.tmp / "labels" / "mismatch.png", np.zeros((64, 64)))
     return Skipped(bad, [str(inst / "mismatch.png"), "(32, 64)", "(64, 64)"], {"instances": inst},
                    ("--instances", str(inst)))
+
+
+@skipped_file_row
+def _generated_image_not_finite(env: Env) -> Skipped:
+    from lib.models import generate as gen
+
+    real = gen.generate
+
+    def nan_for_the_last_class(generator, label_ids, *args, **kwargs):  # a generator that breaks on one input
+        out = real(generator, label_ids, *args, **kwargs)
+        bad = (label_ids == LABEL_NC - 1).flatten(1).all(1)  # (B,)
+        return torch.where(bad[:, None, None, None], torch.full_like(out, float("nan")), out)
+
+    env.monkeypatch.setattr(gen, "generate", nan_for_the_last_class)
+    bad = _label(env.tmp / "labels" / "flat.png", np.full((64, 64), LABEL_NC - 1))
+    return Skipped(bad, ["NaN or infinite"], {})
 
 
 @pytest.mark.parametrize("row", SKIPPED_FILES)
@@ -508,6 +820,130 @@ def _failed_stage_keeps_the_executed_notebook(env: Env) -> None:
     assert "stage failed on purpose" in failed.read_text()
     assert str(failed) in proc.stderr and f"{dest} was left as it was" in proc.stderr
     assert sorted(p.name for p in dest.parent.iterdir()) == ["failed", "nb.ipynb"]  # no temporary left
+
+
+def _afresh_line(env: Env) -> str:
+    """The one stderr line of a run that started afresh."""
+    err = [line for line in env.capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "starting afresh" in err[0], err
+    return err[0]
+
+
+@recovery_row
+def _other_data_with_the_same_names_starts_afresh(env: Env) -> None:
+    # the fingerprint of the training data is in the checkpoint (lib.train.identity)
+    tiny_train("denoise", env.tmp, max_steps=4)
+    env.capsys.readouterr()
+    again = tiny_train("denoise", env.tmp, max_steps=4)  # the same data: resumes, nothing to do
+    assert (again["start_step"], again["steps_run"]) == (4, 0)
+    assert env.capsys.readouterr().err.strip() == ""
+    other = tiny_train("denoise", env.tmp, max_steps=4, data_kw={"seed": 1})  # same count and shapes, other pixels
+    assert "training data changed" in _afresh_line(env)
+    assert (other["start_step"], other["steps_run"]) == (0, 4)
+
+
+@recovery_row
+def _facades_fingerprint_follows_the_file_contents(env: Env) -> None:
+    import shutil
+
+    from lib.data.facades import FacadesDataset
+
+    root = _facades_root(env.tmp / "a", ["cmp_b0001", "cmp_b0002"])
+    first = FacadesDataset(root, "train", 8).fingerprint()
+    copy = env.tmp / "b" / "facades"
+    shutil.copytree(root, copy)
+    os.utime(copy / "base" / "cmp_b0001.jpg", (0, 0))
+    assert FacadesDataset(copy, "train", 8).fingerprint() == first  # same files elsewhere, other mtimes: same data
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(copy / "base" / "cmp_b0002.jpg")  # same name, other photo
+    assert FacadesDataset(copy, "train", 8).fingerprint() != first
+
+
+@recovery_row
+def _fewer_steps_than_the_checkpoint_starts_afresh(env: Env) -> None:
+    tiny_train("denoise", env.tmp, max_steps=4)
+    env.capsys.readouterr()
+    short = tiny_train("denoise", env.tmp, max_steps=2)  # not "0 steps from a checkpoint at step 4"
+    assert "past the 2 steps requested" in _afresh_line(env)
+    assert (short["start_step"], short["steps"]) == (0, 2)
+
+
+@recovery_row
+def _checkpoint_with_nan_weights_is_not_resumed(env: Env) -> None:
+    tiny_train("denoise", env.tmp, max_steps=2)
+    ckpt = torch.load(env.tmp / "checkpoint.pt", weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][name].view(-1)[0] = float("nan")
+    torch.save(ckpt, env.tmp / "checkpoint.pt")
+    env.capsys.readouterr()
+    fresh = tiny_train("denoise", env.tmp, max_steps=2)
+    assert name in _afresh_line(env) and fresh["start_step"] == 0
+
+
+@recovery_row
+def _fewer_curve_points_leave_no_stale_snapshot_read(env: Env) -> None:
+    import shutil
+
+    from lib.train.gan_outputs import SNAPSHOTS_DIR, list_snapshots
+
+    tiny_train("gan", env.tmp, max_steps=4, curve_points=4)
+    assert [s for s, _, _ in list_snapshots(env.tmp)] == [1, 2, 3, 4]
+    env.capsys.readouterr()
+    tiny_train("gan", env.tmp, max_steps=4, curve_points=2)
+    assert "curve_steps" in _afresh_line(env)
+    snaps = env.tmp / SNAPSHOTS_DIR
+    assert sorted(p.name for p in snaps.iterdir()) == ["step_000002.pt", "step_000004.pt"]  # the old ones removed
+    shutil.copy(snaps / "step_000004.pt", snaps / "step_000003.pt")  # a file left by hand, or by another version
+    assert [s for s, _, _ in list_snapshots(env.tmp)] == [2, 4]  # the evaluation reads the run's own, by name
+
+
+@recovery_row
+def _killed_lock_holder_leaves_no_stale_lock(env: Env) -> None:
+    from lib.io import LOCK_NAME, FolderLock
+
+    out = env.tmp / "out"
+    holder = _holder(env, out)
+    holder.kill()  # kill -9: the kernel drops the flock with the process
+    holder.wait()
+    assert (out / LOCK_NAME).exists()  # the file stays ...
+    with FolderLock(out):  # ... but is no lock
+        assert (out / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert list(out.iterdir()) == []  # released: the lock file is gone
+
+
+@recovery_row(marks=pytest.mark.slow)  # a papermill kernel: ~5 s
+def _killed_runner_takes_the_stage_with_it(env: Env) -> None:
+    import signal
+    import time
+
+    import nbformat
+
+    pid_file = env.tmp / "kernel.pid"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                                          "time.sleep(300)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src = env.tmp / "nb.ipynb"
+    nbformat.write(nb, src)
+    runner = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_notebook.py"), str(src), str(env.tmp / "runs" / "nb.ipynb")],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    env.request.addfinalizer(lambda: (runner.kill(), runner.wait()))
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kernel = int(pid_file.read_text())
+    os.kill(runner.pid, signal.SIGKILL)  # no handler runs: the parent-death signal and the kernel's poller act
+    runner.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(kernel, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(kernel, signal.SIGKILL)
+        raise AssertionError(f"the stage's kernel (pid {kernel}) outlived its killed runner")
 
 
 @pytest.mark.parametrize("row", RECOVERIES)
