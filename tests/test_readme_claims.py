@@ -1,0 +1,225 @@
+"""The README's numbers are the committed results files' numbers.
+
+Each claim is a sentence fragment of README.md with ``{}`` where a number stands, and the functions
+that read those numbers from the results files (``reports/metrics/``, ``benchmarks/results/``, the
+executed notebooks' recorded durations) and format them as the README does. The test formats the
+fragment and looks for it in the README: a number edited by hand, a result re-measured without the
+README following, or a claim reworded without this table following, fails it.
+"""
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ROOT / "reports" / "metrics"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@cache
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@cache
+def _csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def timing(model: str, h: int, w: int, column: str = "median_ms", kind: str = "paper_config") -> float:
+    """The timing stage, all-cores setting."""
+    t = _csv(METRICS / "translation_timing.csv")
+    row = t[(t["kind"] == kind) & (t["model"] == model) & (t["height"] == h) & (t["width"] == w) & (t["threads_setting"] == 0)]
+    return float(row[column].iloc[0])
+
+
+def speedup(baseline: str, h: int, w: int) -> float:
+    """Baseline / ASAPNet of the timing stage's run, all cores."""
+    return timing(baseline, h, w) / timing("asapnet", h, w)
+
+
+def official(model: str, size: str, dtype: str = "fp32") -> float:
+    t = _csv(RESULTS / "against_official_cpu.csv")
+    return float(t[(t["model"] == model) & (t["size"] == size) & (t["dtype"] == dtype)]["median_ms"].iloc[0])
+
+
+def bench(model: str, size: str, impl: str | None = None, column: str = "median_ms") -> float:
+    t = _csv(RESULTS / "translation_speed_cpu.csv")
+    h, w = (int(x) for x in size.split("x"))
+    rows = t[(t["model"] == model) & (t["height"] == h) & (t["width"] == w)]
+    if impl:
+        rows = rows[rows["impl"] == impl]
+    return float(rows[column].iloc[0])
+
+
+def quality(model: str, key: str) -> float:
+    return float(next(r for r in _json(METRICS / "translation_eval.json")["rows"] if r["model"] == model)[key])
+
+
+def curve(model: str, i: int, key: str) -> float:
+    c = _csv(METRICS / "translation_curves.csv")
+    row = c[c["model"] == model].sort_values("step").iloc[i]
+    return float(row["train_seconds"]) / 60 if key == "minutes" else float(row[key])
+
+
+def psnr(model: str, sigma: float, block: str = "summary") -> float:
+    rows = _json(METRICS / "denoise_eval.json")[block]
+    return float(next(r for r in rows if r["model"] == model and r["set"] == "bsd68" and r["sigma"] == sigma)["psnr"])
+
+
+def denoise_ms(model: str) -> float:
+    t = _csv(METRICS / "denoise_timing.csv")
+    return float(t[(t["model"] == model) & (t["height"] == 321)]["median_ms"].iloc[0])
+
+
+def train_min(run: str) -> float:
+    return _json(METRICS / f"train_denoise_{run}.json")["train_seconds"] / 60
+
+
+def dncnn(set_name: str, model: str, sigma: float) -> float:
+    rows = _json(METRICS / "dncnn_official.json")["rows"]
+    return float(next(r for r in rows if r["set"] == set_name and r["model"] == model and r["sigma"] == sigma)["psnr"])
+
+
+def stage_min(*notebooks: str) -> float:
+    """Minutes papermill recorded for executed notebooks in reports/runs/ (summed)."""
+    return sum(_json(ROOT / "reports" / "runs" / f"{n}.ipynb")["metadata"]["papermill"]["duration"] for n in notebooks) / 60
+
+
+DENOISERS = ("dncnn_gray", "cnn_8x32", "cnn_7x16", "asapnet_plain", "asapnet_context_conv", "asapnet_grid_robust")
+STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", "03-train-translation-asapnet", "03-train-translation-pix2pixhd",
+          "04-train-segmenter", "05-evaluate-translation", "06-time-translation",
+          *(f"07-train-denoiser-{r}" for r in DENOISERS), "08-evaluate-denoising")
+
+
+def f0(x: float) -> str:
+    return f"{x:.0f}"
+
+
+def f1(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def f2(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def f3(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def ms_or_s(x: float) -> str:
+    """As the README's official table writes a time: ms below one second, else seconds (2 or 3 digits)."""
+    return f"{x:.0f} ms" if x < 1000 else (f"{x / 1e3:.2f} s" if x < 10000 else f"{x / 1e3:.1f} s")
+
+
+Claim = tuple[str, tuple[Callable[[], str], ...]]
+CLAIMS: list[Claim] = [
+    # stage times (papermill durations of the executed notebooks)
+    ("about {} min at the default scale", (lambda: f0(stage_min(*STAGES)),)),
+    ("about {} min in all before the report", (lambda: f0(stage_min(*STAGES)),)),
+    ("translation\ntraining ASAPNet {} min and pix2pixHD {} min, segmenter {} min",
+     (lambda: f1(stage_min("03-train-translation-asapnet")), lambda: f1(stage_min("03-train-translation-pix2pixhd")),
+      lambda: f1(stage_min("04-train-segmenter")))),
+    ("(the translation stages together {} min)",
+     (lambda: f1(stage_min(*STAGES[2:7])),)),
+    ("denoiser training {} min for the six runs", (lambda: f1(stage_min(*STAGES[7:13])),)),
+    ("denoising evaluation {} min", (lambda: f1(stage_min("08-evaluate-denoising")),)),
+    # translation quality
+    ("| ASAPNet | **{}** [{}, {}] | **{}** | {} [{}, {}] | **{}** [{}, {}] | {} |",
+     tuple((lambda k=k, f=f: f(quality("asapnet", k))) for k, f in (
+         ("kid", f3), ("kid_boot_low", f3), ("kid_boot_high", f3), ("kid_smoothed", f3), ("fid", f1), ("fid_boot_low", f1),
+         ("fid_boot_high", f1), ("miou", f3), ("miou_boot_low", f3), ("miou_boot_high", f3), ("pixel_accuracy", f3)))),
+    ("| pix2pixHD | {} [{}, {}] | {} | {} [{}, {}] | {} [{}, {}] | {} |",
+     tuple((lambda k=k, f=f: f(quality("pix2pixhd", k))) for k, f in (
+         ("kid", f3), ("kid_boot_low", f3), ("kid_boot_high", f3), ("kid_smoothed", f3), ("fid", f1), ("fid_boot_low", f1),
+         ("fid_boot_high", f1), ("miou", f3), ("miou_boot_low", f3), ("miou_boot_high", f3), ("pixel_accuracy", f3)))),
+    ("before its first snapshot ({} at {} min) and reaches {} at {} min",
+     (lambda: f2(curve("asapnet", 0, "kid")), lambda: f1(curve("asapnet", 0, "minutes")),
+      lambda: f2(curve("asapnet", 3, "kid")), lambda: f1(curve("asapnet", 3, "minutes")))),
+    ("ASAPNet's mIoU peaked at {} at 10 min", (lambda: f3(curve("asapnet", 3, "miou")),)),
+    # inference time, timing stage
+    ("at 256x512 ASAPNet {} ms, pix2pixHD {} ms\n(**{}x**), SPADE {} s ({}x); at 256x256 {}x and {}x; at 512x1024 {}x and {}x",
+     (lambda: f0(timing("asapnet", 256, 512)), lambda: f0(timing("pix2pixhd", 256, 512)),
+      lambda: f2(speedup("pix2pixhd", 256, 512)), lambda: f2(timing("spade", 256, 512) / 1e3),
+      lambda: f2(speedup("spade", 256, 512)), lambda: f2(speedup("pix2pixhd", 256, 256)),
+      lambda: f2(speedup("spade", 256, 256)), lambda: f2(speedup("pix2pixhd", 512, 1024)),
+      lambda: f2(speedup("spade", 512, 1024)))),
+    ("ASAPNet {} ms, pix2pixHD {} ms per image",
+     (lambda: f0(timing("asapnet", 128, 128, kind="trained")), lambda: f0(timing("pix2pixhd", 128, 128, kind="trained")))),
+    ("(475 ms) to 512x1024 ({} ms; the fastest and 90th-percentile runs {}-{} and {}-{} ms overlap)",
+     (lambda: f0(timing("asapnet", 512, 1024)), lambda: f0(timing("asapnet", 256, 512, "min_ms")),
+      lambda: f0(timing("asapnet", 256, 512, "p90_ms")), lambda: f0(timing("asapnet", 512, 1024, "min_ms")),
+      lambda: f0(timing("asapnet", 512, 1024, "p90_ms")))),
+    ("({}, {} and {} GMAC at 256x512,\n512x1024 and 1024x2048)",
+     tuple((lambda h=h, w=w: f1(timing("asapnet", h, w, "gmacs"))) for h, w in ((256, 512), (512, 1024), (1024, 2048)))),
+    ("{}x in multiply-accumulates ({} against {} GMAC",
+     (lambda: f2(timing("pix2pixhd", 256, 512, "gmacs") / timing("asapnet", 256, 512, "gmacs")),
+      lambda: f1(timing("asapnet", 256, 512, "gmacs")), lambda: f1(timing("pix2pixhd", 256, 512, "gmacs")))),
+    # ours against the official code (one run)
+    *[(f"| {size} | {{}} | {{}} | {b}{{}}{b} | {{}} | {{}} | {b}{{}}x{b} | {b}{{}}x{b} |",
+       (lambda s=size: ms_or_s(official("asapnet", s)), lambda s=size: ms_or_s(official("official-asapnet", s)),
+        lambda s=size: f2(official("asapnet", s) / official("official-asapnet", s)),
+        lambda s=size: ms_or_s(official("pix2pixhd", s)), lambda s=size: ms_or_s(official("official-pix2pixhd", s)),
+        lambda s=size: f2(official("pix2pixhd", s) / official("asapnet", s)),
+        lambda s=size: f2(official("official-pix2pixhd", s) / official("asapnet", s))))
+      for size, b in (("256x512", ""), ("512x1024", ""), ("1024x2048", "**"))],
+    ("The summary's speed-up at 1024x2048 ({}x)", (lambda: f2(official("pix2pixhd", "1024x2048") / official("asapnet", "1024x2048")),)),
+    # the speed benchmark of another CPU
+    ("its ASAPNet took {} ms at 256x512 against {} ms\nin the timing stage",
+     (lambda: f"{bench('asapnet', '256x512', 'fast'):,.0f}", lambda: f0(timing("asapnet", 256, 512)))),
+    ("{}x over pix2pixHD at 256x512 and {}x at 1024x2048, {}x\nover the reference MLP at 1024x2048, peak memory {} MiB against {} MiB",
+     (lambda: f2(bench("pix2pixhd", "256x512") / bench("asapnet", "256x512", "fast")),
+      lambda: f2(bench("pix2pixhd", "1024x2048") / bench("asapnet", "1024x2048", "fast")),
+      lambda: f2(bench("asapnet", "1024x2048", "reference") / bench("asapnet", "1024x2048", "fast")),
+      lambda: f0(bench("asapnet", "1024x2048", "fast", "peak_memory_mib")),
+      lambda: f0(bench("pix2pixhd", "1024x2048", column="peak_memory_mib")))),
+    # official DnCNN weights
+    ("| DnCNN-B (blind) | BSD68 | {} | {} | {} |", tuple((lambda s=s: f3(dncnn("bsd68", "dncnn_b_gray", s))) for s in (15.0, 25.0, 50.0))),
+    ("| CDnCNN-B (blind, color) | CBSD68 | {} | {} | {} |",
+     tuple((lambda s=s: f3(dncnn("cbsd68", "cdncnn_b_color", s))) for s in (15.0, 25.0, 50.0))),
+    # denoising study
+    *[(f"| {label} | {{}} | {bold[0]}{{}}{bold[1]} | {{}} | {{}}{ref} | {{}} | {steps} steps{patch}, {{}} min |",
+       (lambda r=run: f2(psnr(r, 15.0)), lambda r=run: f2(psnr(r, 25.0)), lambda r=run: f2(psnr(r, 50.0)),
+        lambda r=run: f0(denoise_ms(r)), lambda r=run: f1(_json(METRICS / f"train_denoise_{r}.json")["gmacs_481x321"]),
+        lambda r=run: f1(train_min(r))))
+      for label, run, bold, ref, steps, patch in (
+          ("DnCNN-20, ours", "dncnn_gray", ("**", "**"), "", "8,000", ""),
+          ("plain CNN 8x32", "cnn_8x32", ("", ""), "", "8,000", ""),
+          ("ASAPNet plain transfer", "asapnet_plain", ("", ""), "", "782", " of 128 px"),
+          ("ASAPNet + conv front-end", "asapnet_context_conv", ("", ""), "", "782", ""))],
+    ("is {} dB better and {}x faster",
+     (lambda: f2(psnr("cnn_7x16", 25.0) - psnr("asapnet_grid_robust", 25.0)),
+      lambda: f1(denoise_ms("asapnet_grid_robust") / denoise_ms("cnn_7x16")))),
+    ("behind our DnCNN-20 at equal budget (paired per-image bootstrap, sigma 25) and\n{}x faster",
+     (lambda: f1(denoise_ms("dncnn_gray") / denoise_ms("asapnet_grid_robust")),)),
+    ("BM3D on the first 10 BSD68 images: {} / {} / {} dB (our DnCNN-20 on the same images\n{} / {} / {})",
+     (*((lambda s=s: f2(psnr("bm3d", s, "bm3d_subset"))) for s in (15.0, 25.0, 50.0)),
+      *((lambda s=s: f2(psnr("dncnn_gray", s, "bm3d_subset"))) for s in (15.0, 25.0, 50.0)))),
+    ("{} dB at sigma 25, {} dB behind the official\nweights",
+     (lambda: f2(psnr("dncnn_gray", 25.0)), lambda: f2(psnr("official_dncnn_b_gray", 25.0) - psnr("dncnn_gray", 25.0)))),
+]
+
+
+def _claim_id(claim: Claim) -> str:
+    return claim[0].split("{}")[0].strip()[:40] or claim[0][:40]
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[_claim_id(c) for c in CLAIMS])
+def test_readme_number_is_the_results_file_number(claim):
+    template, values = claim
+    text = template.format(*(v() for v in values))
+    readme = (ROOT / "README.md").read_text()
+    assert text in readme, f"README.md does not say {text!r} (from the committed results files)"
+
+
+def test_readme_names_no_number_of_a_file_that_is_not_committed():
+    readme = (ROOT / "README.md").read_text()
+    # the DnCNN-S row came from a run whose results file is not in the repository
+    assert not any(r["model"] == "dncnn_s" for r in _json(METRICS / "dncnn_official.json")["rows"])
+    assert "31.732" not in readme and "| DnCNN-S" not in readme
