@@ -79,7 +79,7 @@ def dncnn_official_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     order = {s: i for i, s in enumerate(dict.fromkeys(rows["set"]))}
     table = table.assign(_set=table["test set"].map(order), _sigma=rows["sigma"].astype(float))
     table = table.sort_values(["_set", "model", "_sigma"], kind="stable").drop(columns=["_set", "_sigma"])
-    return table.set_index(["test set", "model", "images", "σ"]).round(4)
+    return table.set_index(["test set", "model", "images", "σ"])  # unrounded: the page rounds once, when it shows them
 
 
 def plot_dncnn_per_image(per_image: pd.DataFrame, out: str | Path | None = None) -> plt.Figure:
