@@ -629,6 +629,23 @@ def _bad_value_in_a_section_another_stage_reads(env: Env) -> Expect:
     return Expect(lambda: check_params(path), ConfigError, ["report.headline_sigma", "-25"])
 
 
+@error_row
+def _label_nc_below_the_dataset_labels(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["asapnet"]["generator_cfg"].update(label_nc=12))
+    return Expect(lambda: load_stage("train_translation", path), ConfigError,
+                  ["train_translation.models.asapnet.generator_cfg.label_nc=12", "13 label ids"])
+
+
+@error_row
+def _bm3d_requested_for_a_set_not_evaluated(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(bm3d_images={"cbsd68": 3}))  # was silently skipped
+    return Expect(lambda: load_stage("evaluate_denoising", path), ConfigError, ["evaluate_denoising.bm3d_images", "cbsd68"])
+
+
 # --- CLI input: one line naming the option or file
 
 

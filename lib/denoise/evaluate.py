@@ -91,6 +91,9 @@ class EvaluateDenoisingConfig:
             raise ValueError(f"sigmas={list(self.sigmas)} must be one or more noise levels in (0, 255]")
         if not self.sets:
             raise ValueError("sets: expected at least one test set")
+        skipped = sorted(set(self.bm3d_images) - set(self.sets))
+        if skipped:
+            raise ValueError(f"bm3d_images: set(s) {skipped} are not evaluated (not in sets: {', '.join(self.sets)})")
         if not self.timing_sizes:
             raise ValueError("timing_sizes: expected at least one [H, W]")
         if not 0 < self.grid_check_sigma <= 255:

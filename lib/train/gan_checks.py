@@ -15,6 +15,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from lib.config import ConfigError
+from lib.data import TRANSLATION_DATASETS
 from lib.models import make_config
 from lib.models.generate import GENERATORS, generator_overrides, size_multiple
 
@@ -102,6 +103,11 @@ def check_recipe(stage: Any, model: str) -> Any:
     if cfg.size % mh:
         raise ConfigError(f"{size_key}: {cfg.size} is not a multiple of {mh}, which the {cfg.generator} generator needs")
     label_nc, use_edge = _conditioning(g_cfg)
+    needed = TRANSLATION_DATASETS.get(stage.dataset, 0)
+    if label_nc < needed:
+        key = written_at(stage, model, ["generator_cfg", "label_nc"])
+        raise ConfigError(f"{key}={label_nc}: train_translation.dataset {stage.dataset!r} has {needed} label ids "
+                          f"(0..{needed - 1}); label_nc must be at least {needed}")
     dcfg_key = written_at(stage, model, ["discriminator_cfg"])
     try:
         _discriminator_config(cfg, label_nc, use_edge)

@@ -154,6 +154,8 @@ class TranslationEvalConfig:
             raise ValueError(f"fid_method must be 'sqrtm' or 'svd', got {self.fid_method!r}")
         if not self.segmenter:
             raise ValueError("segmenter must be 'trained' or the path of a TorchScript file")
+        if self.segmenter_input_size is not None and min(self.segmenter_input_size) < 1:
+            raise ValueError(f"segmenter_input_size must be [height, width] > 0 or null, got {list(self.segmenter_input_size)}")
         check_device(self.device)
 
 

@@ -289,6 +289,8 @@ def translate_dir(
     if max_memory is not None and not max_memory > 0:
         raise ValueError(f"max_memory={max_memory} must be > 0 bytes")
     labels, out = Path(labels), Path(out)
+    if labels.exists() and not labels.is_dir():
+        raise ValueError(f"{labels}: the label path is a file, expected a folder (select files with --pattern)")
     if not labels.is_dir():
         raise FileNotFoundError(f"label folder not found: {labels}")
     inst_dir = Path(instances) if instances is not None else None
@@ -422,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.threads < 0:
             raise ValueError(f"--threads {args.threads}: must be >= 0")
+        if args.batch < 1:
+            raise ValueError(f"--batch {args.batch}: must be >= 1")
         if args.max_memory_gb is not None and not (math.isfinite(args.max_memory_gb) and args.max_memory_gb > 0):
             raise ValueError(f"--max-memory-gb {args.max_memory_gb}: must be a number > 0")
         if args.threads > 0:
