@@ -100,5 +100,5 @@ def check_finite_state(path: str | os.PathLike, state_dict: Mapping[str, torch.T
         if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()):
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
-                raise ValueError(f"{path}: weights {name!r} hold {bad} non-finite value(s) (NaN or inf) "
+                raise ValueError(f"{path}: tensor {name!r} holds {bad} non-finite value(s) (NaN or inf) "
                                  f"of {tensor.numel()}; the checkpoint cannot be used")

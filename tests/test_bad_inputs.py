@@ -885,15 +885,20 @@ def _fewer_steps_than_the_checkpoint_starts_afresh(env: Env) -> None:
 
 
 @recovery_row
-def _checkpoint_with_nan_weights_is_not_resumed(env: Env) -> None:
-    tiny_train("denoise", env.tmp, max_steps=2)
-    ckpt = torch.load(env.tmp / "checkpoint.pt", weights_only=True)
-    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
-    ckpt["state_dict"][name].view(-1)[0] = float("nan")
-    torch.save(ckpt, env.tmp / "checkpoint.pt")
-    env.capsys.readouterr()
-    fresh = tiny_train("denoise", env.tmp, max_steps=2)
-    assert name in _afresh_line(env) and fresh["start_step"] == 0
+def _checkpoint_with_nan_weights_or_moments_is_not_resumed(env: Env) -> None:
+    for part in ("weights", "optimizer"):
+        tiny_train("denoise", env.tmp, max_steps=2)
+        ckpt = torch.load(env.tmp / "checkpoint.pt", weights_only=True)
+        if part == "weights":
+            name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+            ckpt["state_dict"][name].view(-1)[0] = float("nan")
+        else:  # a NaN Adam moment would make the first resumed step NaN
+            ckpt["optimizers"]["adam"]["state"][0]["exp_avg"].view(-1)[0] = float("inf")
+            name = "optimizers.adam.state.0.exp_avg"
+        torch.save(ckpt, env.tmp / "checkpoint.pt")
+        env.capsys.readouterr()
+        fresh = tiny_train("denoise", env.tmp, max_steps=2)
+        assert name in _afresh_line(env) and fresh["start_step"] == 0
 
 
 @recovery_row

@@ -100,6 +100,29 @@ def identity_mismatch(stored: Mapping[str, Any] | None, current: Mapping[str, An
         f"{k}: checkpoint {short(stored.get(k))} vs requested {short(current.get(k))}" for k in diff) + ")"
 
 
+def _tensors(ckpt: Mapping[str, Any], keys: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Every tensor under ``ckpt[key]`` for ``keys`` (nested mappings and lists), by dotted name:
+    the weights of every model and the optimizer moments a resume would continue from."""
+    out: dict[str, torch.Tensor] = {}
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, torch.Tensor):
+            out[name] = value
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{name}.{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{name}.{i}")
+
+    for key in keys:
+        if key == "state_dict":
+            out.update(ckpt.get(key) or {})
+        else:
+            walk(ckpt.get(key) or {}, key)
+    return out
+
+
 def resume_mismatch(stored: Mapping[str, Any], cfg: Any, keys: Iterable[str]) -> str | None:
     """Why a checkpoint with stage params ``stored`` cannot continue a run configured as ``cfg``
     (the settings ``keys`` differ), or None when it can."""
@@ -118,9 +141,9 @@ def checkpoint_mismatch(path: Path, model_name: str, model_cfg: Any, cfg: Any, k
     ``total``, or the file is unreadable or holds non-finite weights. None when it can."""
     try:
         ckpt = load_checkpoint(path, map_location="cpu")
-        check_finite_state(path, ckpt["state_dict"])
+        check_finite_state(path, _tensors(ckpt, ("state_dict", "aux_state_dicts", "optimizers", "scalers")))
     except ValueError as e:
-        return f"unreadable checkpoint ({e})"
+        return f"unusable checkpoint ({e})"
     want_cfg = model_cfg if isinstance(model_cfg, Mapping) else to_dict(model_cfg)
     if ckpt["model"] != model_name or dict(ckpt["config"]) != dict(want_cfg):
         return f"the model or its config changed ({ckpt['model']!r} {dict(ckpt['config'])} -> {model_name!r} {dict(want_cfg)})"
