@@ -127,7 +127,7 @@ def test_summary_answers_both_questions_with_the_files_numbers():
     q1, q2 = text.split("**2. ")
     assert q1.startswith("**1. Is ASAPNet faster than pix2pixHD at equal quality?**")
     assert "**Yes: faster, and its quality is at least equal.**" in q1
-    assert "**2.50x** at 256x512 (timing stage)" in q1 and "**20.00x** at 1024x2048 (ours-vs-official benchmark)" in q1
+    assert "**2.50x** at 256x512 (timing stage)" in q1 and "**20.00x** at 1024x2048 (ours-vs-official run: our two generators;" in q1
     assert "AMD EPYC (AVX2/AVX\u2011512), 2 threads" in q1  # the machine of the ratios is named
     assert "better than pix2pixHD on all three measures" in q1  # KID, FID and mIoU: three listed, three counted
     assert "KID 0.150 vs 0.200" in q1 and "FID 150.0 vs 200.0" in q1 and "real photos 60.0" in q1

@@ -167,7 +167,7 @@ def test_official_display_carries_the_interquartile_range_of_the_rounds():
     results = {"environment": env, "args": {"dtype": ["fp32", "bf16"], "warmup": 1},
                "rows": [{"runs": 5, "times_ms": "1 2 3"}]}
     cap = tables.official_caption(results, env, committed_in="abc123")
-    assert "AMD EPYC (AVX2), 2 threads (this CPU as the timing stage)" in cap and "5 rounds" in cap
+    assert "AMD EPYC (AVX2), 2 threads (the timing stage’s CPU)" in cap and "5 rounds" in cap
     assert "commit not recorded in the file (the file was committed in `abc123`)" in cap
     assert "interquartile range of the rounds" in cap
     other = tables.official_caption(results, {**env, "cpu_features": ["avx2", "avx512f"]})

@@ -32,7 +32,7 @@ HEADLINE_SIZES = ((256, 512), (1024, 2048))  # speed-up sizes: the paper's Citys
 ASAPNET_DENOISE = "asapnet_denoise"  # model key of the ASAPNet denoising runs
 DENOISE_SIZE = (321, 481)  # BSD68 image size (h, w) of the denoisers' headline time
 MODEL_LABELS = {"asapnet": "ASAPNet", "pix2pixhd": "pix2pixHD", "spade": "SPADE"}
-OFFICIAL_SOURCE = "ours-vs-official benchmark"  # benchmarks/against_official.py, our generators' rows
+OFFICIAL_SOURCE = "ours-vs-official run: our two generators; the timing stage skipped this cell"  # benchmarks/against_official.py
 
 
 def _round(value: Any, digits: int) -> float | None:

@@ -246,9 +246,9 @@ def official_caption(results: Mapping[str, Any], reference_hw: Mapping[str, Any]
     same = same_machine(env, reference_hw) if reference_hw else None
     commit = _commit_text(results, committed_in)
     return (
-        f"*Measured on {machine_text(env)} ({where_text(same)}"
-        + (" as the timing stage" if same else "") + f"), torch {env.get('torch_version', '?')}, batch 1, "
-        f"{' and '.join(str(d) for d in args.get('dtype', [])) or '?'}, {args.get('warmup', '?')} warm-up run(s), then "
+        f"*Measured on {machine_text(env)} ({'the timing stage’s CPU' if same else where_text(same)}), "
+        f"torch {env.get('torch_version', '?')}, batch 1, {' and '.join(str(d) for d in args.get('dtype', [])) or '?'}, "
+        f"{args.get('warmup', '?')} warm-up run{'' if str(args.get('warmup')) == '1' else 's'}, then "
         f"{'/'.join(str(r) for r in runs) or args.get('runs', '?')} rounds, each round timing every generator once in turn; "
         f"median of the rounds; {commit}. "
         + ("`[a–b]`: interquartile range of the rounds. " if has_times else "No per-round times are recorded, so no spread. ")
