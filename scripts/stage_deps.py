@@ -12,6 +12,7 @@ Usage::
 
     python scripts/stage_deps.py            # every stage: OK, or the files missing / not needed
     python scripts/stage_deps.py --print S  # the lib files stage S runs (for its deps in dvc.yaml)
+    python scripts/stage_deps.py --fix      # add the missing lib files to dvc.yaml's deps lists (text edit)
 """
 from __future__ import annotations
 
@@ -127,8 +128,10 @@ def dvc_stages() -> list[tuple[str, str, str | None, list[str], list[str], str]]
             if not getattr(st, "cmd", None):
                 continue
             name, _, key = st.name.partition("@")
-            notebook = re.search(r"notebooks/\S+\.ipynb", st.cmd).group(0)
             deps = [Path(d.def_path).as_posix() for d in st.deps]
+            # the notebook the command runs (the report's render script runs the one it depends on)
+            found = re.search(r"notebooks/\S+\.ipynb", st.cmd)
+            notebook = found.group(0) if found else next(d for d in deps if d.startswith("notebooks/"))
             outs = [Path(o.def_path).as_posix() for o in st.outs]
             out.append((st.addressing, name, key or None, deps, outs, notebook))
     return out
@@ -170,10 +173,50 @@ def check(stages: list | None = None) -> list[str]:
     return problems
 
 
+def missing_by_stage(stages: list | None = None) -> dict[str, set[str]]:
+    """Stage name (a ``foreach`` counts once) -> the lib files some entry runs that its deps lack."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    out: dict[str, set[str]] = {}
+    for address, name, key, deps, _, nb in dvc_stages() if stages is None else stages:
+        needed = {module_file(m) for m in stage_modules(name, key, ROOT / nb, params)}
+        out.setdefault(name, set()).update(f for f in needed if not covered(f, deps))
+    return {k: v for k, v in out.items() if v}
+
+
+def fix(dvc_file: Path = ROOT / "dvc.yaml") -> list[str]:
+    """Inserts each stage's missing lib files into its ``deps`` list, in order among its lib lines;
+    every other byte of ``dvc.yaml`` is kept. Returns what was added."""
+    lines = dvc_file.read_text().splitlines(keepends=True)
+    added = []
+    for name, files in sorted(missing_by_stage().items()):
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:")
+        deps_at = next(i for i in range(start, len(lines)) if line_key(lines[i]) == "deps")
+        indent = len(lines[deps_at]) - len(lines[deps_at].lstrip())
+        j = deps_at + 1
+        while j < len(lines) and lines[j].startswith(" " * (indent + 2) + "- "):
+            j += 1
+        item_indent = " " * (indent + 2)
+        for f in sorted(files):
+            libs = [k for k in range(deps_at + 1, j) if lines[k].strip().startswith("- lib/")]
+            at = next((k for k in libs if lines[k].strip()[2:].split()[0] > f), (libs[-1] + 1) if libs else deps_at + 1)
+            lines.insert(at, f"{item_indent}- {f}\n")
+            j += 1
+            added.append(f"{name}: {f}")
+    dvc_file.write_text("".join(lines))
+    return added
+
+
+def line_key(line: str) -> str:
+    return line.strip().split(":")[0] if ":" in line else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", dest="stage", help="print the lib files that stage (address) runs")
+    parser.add_argument("--fix", action="store_true", help="add the missing lib files to dvc.yaml's deps")
     args = parser.parse_args(argv)
+    if args.fix:
+        print("\n".join(f"added {a}" for a in fix()) or "nothing to add")
     if args.stage:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         for address, name, key, _, _, notebook in dvc_stages():
