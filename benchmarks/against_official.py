@@ -61,7 +61,7 @@ from benchmarks.official_code import (  # noqa: E402
     randomise_,
     resolve_repos,
 )
-from lib.data.cityscapes import instance_edges  # noqa: E402
+from lib.data.transforms import instance_edges  # noqa: E402
 from lib.data.transforms import one_hot  # noqa: E402
 from lib.device import cpu_bf16_flags  # noqa: E402
 from lib.io import write_json, write_text  # noqa: E402

@@ -308,19 +308,19 @@ def _facades_root(tmp: Path, ids: list[str], missing: str | None = None) -> Path
 
 @error_row
 def _facades_missing_label(env: Env) -> Expect:
-    from lib.data.facades import FacadesDataset
+    from lib.data import translation_dataset
 
     root = _facades_root(env.tmp, ["cmp_b0001", "cmp_b0002"], missing="cmp_b0002.png")
-    return Expect(lambda: FacadesDataset(root, "train", 8), FileNotFoundError,
+    return Expect(lambda: translation_dataset("facades", root, "train", 8), FileNotFoundError,
                   ["cmp_b0002", str(root / "base" / "cmp_b0002.png"), str(root / "splits_asapnet" / "train_ids.txt")])
 
 
 @error_row
 def _facades_empty_split(env: Env) -> Expect:
-    from lib.data.facades import FacadesDataset
+    from lib.data import translation_dataset
 
     root = _facades_root(env.tmp, [])
-    return Expect(lambda: FacadesDataset(root, "train", 8), ValueError,
+    return Expect(lambda: translation_dataset("facades", root, "train", 8), ValueError,
                   ["empty", str(root / "splits_asapnet" / "train_ids.txt")])
 
 
@@ -662,12 +662,12 @@ def _unknown_device_name(env: Env) -> Expect:
 
 @error_row
 def _list_file_not_utf8(env: Env) -> Expect:
-    from lib.data.facades import FacadesDataset
+    from lib.data import translation_dataset
 
     root = _facades_root(env.tmp, ["cmp_b0001"])
     ids = root / "splits_asapnet" / "train_ids.txt"
     ids.write_bytes("cmp_b0001\n\xe9t\xe9\n".encode("latin-1"))
-    return Expect(lambda: FacadesDataset(root, "train", 8), ValueError, [str(ids), "UTF-8", "offset 10"])
+    return Expect(lambda: translation_dataset("facades", root, "train", 8), ValueError, [str(ids), "UTF-8", "offset 10"])
 
 
 @pytest.mark.parametrize("row", ERRORS)
@@ -863,16 +863,16 @@ def _other_data_with_the_same_names_starts_afresh(env: Env) -> None:
 def _facades_fingerprint_follows_the_file_contents(env: Env) -> None:
     import shutil
 
-    from lib.data.facades import FacadesDataset
+    from lib.data import translation_dataset
 
     root = _facades_root(env.tmp / "a", ["cmp_b0001", "cmp_b0002"])
-    first = FacadesDataset(root, "train", 8).fingerprint()
+    first = translation_dataset("facades", root, "train", 8).fingerprint()
     copy = env.tmp / "b" / "facades"
     shutil.copytree(root, copy)
     os.utime(copy / "base" / "cmp_b0001.jpg", (0, 0))
-    assert FacadesDataset(copy, "train", 8).fingerprint() == first  # same files elsewhere, other mtimes: same data
+    assert translation_dataset("facades", copy, "train", 8).fingerprint() == first  # same files elsewhere, other mtimes: same data
     Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(copy / "base" / "cmp_b0002.jpg")  # same name, other photo
-    assert FacadesDataset(copy, "train", 8).fingerprint() != first
+    assert translation_dataset("facades", copy, "train", 8).fingerprint() != first
 
 
 @recovery_row

@@ -44,7 +44,8 @@ def paper_repo(tmp_path_factory, data_mirror, weights_mirror):
 
 @pytest.mark.slow  # five notebooks through dvc: a few minutes
 def test_translation_stages_run_on_cityscapes(paper_repo):
-    from lib.data import cityscapes, translation_dataset
+    from lib.data import translation_dataset
+    from lib.data.labels import IGNORE_INDEX, label_set
     from lib.models import load_model
     from lib.models.generate import generator_inputs
 
@@ -77,20 +78,21 @@ def test_translation_stages_run_on_cityscapes(paper_repo):
         assert d_state["discriminator"]["scales.0.blocks.0.0.weight"].shape[1] == CITYSCAPES_LABEL_NC + 1 + 3
 
     # evaluation: H x 2H images, mIoU over the 19 trainIds
+    train_classes = label_set("cityscapes").class_names
     ev = json.loads((metrics / "translation_eval.json").read_text())
     assert ev["meta"]["size"] == [size, 2 * size]
-    assert ev["meta"]["class_names"] == list(cityscapes.TRAIN_CLASSES) and len(cityscapes.TRAIN_CLASSES) == 19
+    assert ev["meta"]["class_names"] == list(train_classes) and len(train_classes) == 19
     n = ev["meta"]["n_images"]
     test_items = [translation_dataset("cityscapes", dest / stage["data_root"], stage["test_split"], size)[i]
                   for i in range(n)]
-    present = set(np.unique(cityscapes.to_train_ids(torch.stack([it["label"] for it in test_items])).numpy()))
-    present.discard(cityscapes.IGNORE_ID)
+    present = set(np.unique(label_set("cityscapes").targets(torch.stack([it["label"] for it in test_items])).numpy()))
+    present.discard(IGNORE_INDEX)
     assert present, "the test maps hold no evaluated class"
     for row in ev["rows"]:
         iou = {k: float(v) for k, v in row["per_class_iou"].items()}  # NaN is written as "nan"
-        assert list(iou) == list(cityscapes.TRAIN_CLASSES)
+        assert list(iou) == list(train_classes)
         # IoU is defined (not NaN) at least for every trainId the test maps contain; mIoU is their mean
-        defined = {c for c, name in enumerate(cityscapes.TRAIN_CLASSES) if not math.isnan(iou[name])}
+        defined = {c for c, name in enumerate(train_classes) if not math.isnan(iou[name])}
         assert present <= defined, (row["model"], present - defined)
         assert float(row["miou"]) == pytest.approx(np.mean([v for v in iou.values() if not math.isnan(v)]))
     for model in (*MODELS, "real"):

@@ -171,17 +171,17 @@ def test_pix2pixhd_recipe_is_config_only_with_vgg_and_edges(tmp_path):
 
 
 def test_two_steps_on_real_facades(data_mirror, tmp_path):
-    from lib.data.facades import LABEL_NC as FACADES_NC
-    from lib.data.facades import FacadesDataset
+    from lib.data import TRANSLATION_DATASETS, translation_dataset
 
-    data = FacadesDataset(data_mirror / "facades", "train", size=64, flip=False)
+    FACADES_NC = TRANSLATION_DATASETS["facades"]
+    data = translation_dataset("facades", data_mirror / "facades", "train", 64)
     cfg = _cfg(generator_cfg={**ASAP, "label_nc": FACADES_NC}, size=64, max_steps=2, batch_size=1)
     summary = train_gan(cfg, data, tmp_path, progress=False)
     assert summary["steps"] == 2 and summary["steps_per_epoch"] == len(data) == 318
     rows = read_losses(tmp_path / "losses.csv")
     assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(list(r.values())).all() for r in rows)
     assert np.asarray(Image.open(tmp_path / "samples" / "latest.png")).shape == (4 * 64 + 6, 3 * 64 + 4, 3)
-    test = FacadesDataset(data_mirror / "facades", "test", size=64)
+    test = translation_dataset("facades", data_mirror / "facades", "test", 64)
     files = generate(load_model(tmp_path / "checkpoint.pt"), torch.utils.data.Subset(test, [0, 1]), tmp_path / "gen")
     assert [f.name for f in files] == ["cmp_b0001.png", "cmp_b0002.png"]
 

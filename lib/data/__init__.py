@@ -1,4 +1,5 @@
-"""Datasets: fetching raw data, loaders returning tensors, and transforms."""
+"""Datasets: fetching raw data, the paired label -> photo datasets (one loader, :mod:`lib.data.paired`,
+configured by entries such as those of :mod:`lib.data.catalog`), image I/O and transforms."""
 from __future__ import annotations
 
 import os
@@ -6,23 +7,26 @@ from typing import Any, Collection, Mapping
 
 from torch.utils.data import Dataset
 
-__all__ = ["TRANSLATION_DATASETS", "translation_dataset", "image_size", "generator_geometry"]
+from lib.data.catalog import BUILTIN_LABEL_CHANNELS, dataset_config
 
-# name -> label channels of its one-hot input (Facades: ids 1..12; Cityscapes: labelIds 0..33)
-TRANSLATION_DATASETS = {"facades": 13, "cityscapes": 35}
-_WIDTH_PER_HEIGHT = {"facades": 1, "cityscapes": 2}  # Facades square; Cityscapes H x 2H (ASAPNet sec. 4: 256x512)
+__all__ = ["TRANSLATION_DATASETS", "translation_dataset", "image_size", "generator_geometry", "dataset_config"]
+
+# name -> label channels of its one-hot input (Facades: ids 1..12; Cityscapes: labelIds 0..33; CamVid: 11 + Unlabelled)
+TRANSLATION_DATASETS = dict(BUILTIN_LABEL_CHANNELS)
 
 
-def image_size(name: str, size: int) -> tuple[int, int]:
-    """``(height, width)`` of the images of translation dataset ``name`` at height ``size``
-    (Facades square, Cityscapes twice as wide as high).
+def image_size(dataset: Any, size: int, section: Mapping[str, Any] | None = None) -> tuple[int, int]:
+    """``(height, width)`` of the images of translation dataset ``dataset`` (a name or a
+    :class:`lib.data.paired.PairedConfig`; names as :func:`translation_dataset`) at height ``size``:
+    the aspect of its ``size`` setting (Facades square, Cityscapes twice as wide as high, CamVid 128x176).
 
     Raises:
         KeyError: unknown dataset (lists the known ones).
+        ValueError: a height that gives a fractional width.
     """
-    if name not in _WIDTH_PER_HEIGHT:
-        raise KeyError(f"unknown translation dataset {name!r}; known: {', '.join(_WIDTH_PER_HEIGHT)}")
-    return int(size), int(size) * _WIDTH_PER_HEIGHT[name]
+    from lib.data.paired import training_size
+
+    return training_size(dataset_config(dataset, section=section), int(size))
 
 
 def generator_geometry(overrides: Mapping[str, Any], config_fields: Collection[str], size: int) -> dict:
@@ -50,22 +54,20 @@ def generator_geometry(overrides: Mapping[str, Any], config_fields: Collection[s
     return out
 
 
-def translation_dataset(name: str, root: str | os.PathLike, split: str, size: int, seed: int = 0) -> Dataset:
-    """A label -> photo dataset by name, unflipped (the GAN trainer flips).
+def translation_dataset(dataset: Any, root: str | os.PathLike | None, split: str, size: int | None = None,
+                        seed: int = 0, section: Mapping[str, Any] | None = None) -> Dataset:
+    """A label -> photo dataset, unflipped (the GAN trainer flips): :class:`lib.data.paired.PairedDataset`.
 
     Args:
-        name: ``facades`` (square ``size`` x ``size``) or ``cityscapes`` (``size`` x 2 ``size``).
-        root: the dataset folder (official layout).
-        split: ``train`` or ``test`` (Facades) / ``train`` or ``val`` (Cityscapes).
-        size: image height.
+        dataset: a name (an entry of ``section``, else built in: ``facades``, ``cityscapes``,
+            ``camvid``) or a :class:`lib.data.paired.PairedConfig`.
+        root: the dataset folder, replacing the entry's ``root`` (``None``: keep it).
+        split: a split of the entry (Facades ``train`` / ``test``, Cityscapes and CamVid ``train`` /
+            ``val`` / ``test``).
+        size: image height (the width keeps the entry's aspect); ``None``: the entry's ``size``.
         seed: sampling seed of the dataset.
+        section: the ``datasets`` section of ``params.yaml``, when there is one.
     """
-    if name == "facades":
-        from lib.data.facades import FacadesDataset
+    from lib.data.paired import PairedDataset
 
-        return FacadesDataset(root, split, size, flip=False, seed=seed)
-    if name == "cityscapes":
-        from lib.data.cityscapes import CityscapesDataset
-
-        return CityscapesDataset(root, split, size=image_size(name, size), flip=False, seed=seed)
-    raise KeyError(f"unknown translation dataset {name!r}; known: {', '.join(TRANSLATION_DATASETS)}")
+    return PairedDataset(dataset_config(dataset, root, section), split, size, flip=False, seed=seed)

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from lib.io import atomic_path
 
-__all__ = ["read_image", "read_label", "write_image", "image_size", "list_images", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "read_label", "describe_mode", "write_image", "image_size", "list_images", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # what a folder of images may hold
 
@@ -76,7 +76,17 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def read_label(path: str | os.PathLike) -> np.ndarray:
+def describe_mode(mode: str) -> str:
+    """A Pillow image mode in words: ``"P"`` -> ``"a palette image (mode P)"``."""
+    kinds = {"RGB": "an RGB colour image", "RGBA": "an RGBA colour image", "P": "a palette image",
+             "L": "an 8-bit gray image", "LA": "a gray image with alpha", "1": "a 1-bit image",
+             "I": "a 32-bit integer image", "F": "a floating-point image", "CMYK": "a CMYK image"}
+    kind = "a 16-bit image" if mode.startswith("I;16") else kinds.get(mode, "an image")
+    return f"{kind} (mode {mode})"
+
+
+def read_label(path: str | os.PathLike, modes: tuple[str, ...] | None = None, what: str = "label map",
+               hint: str = "") -> np.ndarray:
     """Reads a single-channel label/index map as ``int64``, keeping 8- and 16-bit values.
 
     Palette (``P``) images give their palette indices, not colours; 16-bit images keep
@@ -84,17 +94,22 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
 
     Args:
         path: the label file (PNG).
+        modes: the Pillow modes accepted (default: any single-channel index mode).
+        what: what the file is, for the message (``"label map"``).
+        hint: what was expected, in words, for the message (default: the accepted modes).
 
     Returns:
         ``(H, W)`` ``int64`` array.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is unreadable or not a single-channel image.
+        ValueError: the file is unreadable or of another mode (what was found is named).
     """
     img = _open(path)
-    if img.mode not in _LABEL_MODES:
-        raise ValueError(f"{path}: a label map must be a single-channel index image, got mode {img.mode}")
+    accepted = _LABEL_MODES if modes is None else modes
+    if img.mode not in accepted:
+        expected = hint or ("a single-channel index image, mode " + " / ".join(accepted))
+        raise ValueError(f"{path}: {what} is {describe_mode(img.mode)}; expected {expected}")
     return np.asarray(img).astype(np.int64)
 
 

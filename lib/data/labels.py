@@ -1,22 +1,25 @@
 """Label sets: the classes of each translation dataset, their targets and their colours.
 
 A :class:`LabelSet` names the classes a segmenter predicts for one dataset and maps the
-dataset's label ids to them (Facades ids 1..12 -> classes 0..11; Cityscapes labelIds -> the 19
-trainIds, 255 = ignored). :func:`label_colormap` colours label or class maps (sample grids of
-the trainers and the evaluation).
+dataset's label ids to them, from the dataset's settings (:mod:`lib.data.paired`): class ``k``
+is label id ``eval_ids[k]`` (Facades ids 1..12 -> classes 0..11; Cityscapes labelIds -> the 19
+trainIds; CamVid ids 0..10, Unlabelled ignored); every other id is ignored (255).
+:func:`label_colormap` colours label or class maps (sample grids of the trainers and the evaluation).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import os
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lib.data import cityscapes, facades
+from lib.data.catalog import dataset_config
+from lib.data.paired import class_names, eval_ids
 
-__all__ = ["LabelSet", "LABEL_SETS", "label_set", "label_colormap", "IGNORE_INDEX"]
+__all__ = ["LabelSet", "label_set", "label_colormap", "IGNORE_INDEX"]
 
 IGNORE_INDEX = 255  # cityscapesScripts: trainId 255 = ignored
 
@@ -26,53 +29,46 @@ class LabelSet:
     """The classes a segmenter predicts for one dataset and how dataset label maps map to them.
 
     Attributes:
-        name: dataset name (a key of :data:`lib.data.TRANSLATION_DATASETS`).
+        name: dataset name (a built-in dataset or a ``datasets`` entry of ``params.yaml``).
         num_classes: predicted classes ``C`` (class ids ``0 .. C-1``).
         class_names: one name per class id.
         ignore_index: target value of pixels left out of the loss and the scores.
+        label_ids: the dataset label id of each class (class ``k`` <- label id ``label_ids[k]``).
     """
 
     name: str
     num_classes: int
     class_names: tuple[str, ...]
     ignore_index: int = IGNORE_INDEX
+    label_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.num_classes or len(self.label_ids) != self.num_classes:
+            raise ValueError(f"label set {self.name!r}: {self.num_classes} classes need as many names and label ids, "
+                             f"got {len(self.class_names)} and {len(self.label_ids)}")
 
     def targets(self, labels: Tensor | np.ndarray) -> Tensor:
-        """Dataset label ids -> class ids (int64 tensor, same shape; unmapped ids -> ``ignore_index``).
-
-        Facades: ``id - 1`` for ids 1..12 (others ignored). Cityscapes: labelIds -> trainIds
-        (:func:`lib.data.cityscapes.to_train_ids`).
-        """
+        """Dataset label ids -> class ids (int64 tensor, same shape; other ids -> ``ignore_index``)."""
         lab = torch.as_tensor(np.asarray(labels) if not isinstance(labels, Tensor) else labels).long()
-        if self.name == "facades":
-            out = lab - facades.MIN_ID
-            inside = (lab >= facades.MIN_ID) & (lab <= facades.MAX_ID)
-            return torch.where(inside, out, torch.full_like(out, self.ignore_index))
-        if self.name == "cityscapes":
-            return cityscapes.to_train_ids(lab)
-        raise KeyError(f"no target mapping for label set {self.name!r}")
+        size = max(self.label_ids) + 1
+        lut = torch.full((size,), self.ignore_index, dtype=torch.long, device=lab.device)
+        lut[list(self.label_ids)] = torch.arange(self.num_classes, device=lab.device)
+        out = lut[lab.clamp(0, size - 1)]
+        return torch.where((lab < 0) | (lab >= size), torch.full_like(out, self.ignore_index), out)
 
 
-def _facades_set() -> LabelSet:
-    return LabelSet("facades", 12, tuple(facades.CLASS_NAMES[1:]))  # CMP base set: 12 classes, ids 1..12
-
-
-def _cityscapes_set() -> LabelSet:
-    return LabelSet("cityscapes", 19, tuple(cityscapes.TRAIN_CLASSES))  # cityscapesScripts: 19 trainIds
-
-
-LABEL_SETS: dict[str, Callable[[], LabelSet]] = {"facades": _facades_set, "cityscapes": _cityscapes_set}
-
-
-def label_set(name: str) -> LabelSet:
-    """The :class:`LabelSet` of dataset ``name``.
+def label_set(dataset: Any, root: str | os.PathLike | None = None, section: Mapping[str, Any] | None = None) -> LabelSet:
+    """The :class:`LabelSet` of ``dataset`` (a name or a :class:`lib.data.paired.PairedConfig`,
+    as :func:`lib.data.translation_dataset`; ``root`` replaces its root, where a class-names file is read).
 
     Raises:
         KeyError: unknown name (lists the known ones).
+        FileNotFoundError, ValueError: a missing or malformed class-names file (named).
     """
-    if name not in LABEL_SETS:
-        raise KeyError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}")
-    return LABEL_SETS[name]()
+    cfg = dataset_config(dataset, root, section)
+    names = class_names(cfg)
+    ids = eval_ids(cfg, names)
+    return LabelSet(cfg.name, len(ids), tuple(names[i] for i in ids), IGNORE_INDEX, ids)
 
 
 def label_colormap(labels: Tensor | np.ndarray, num_classes: int) -> np.ndarray:

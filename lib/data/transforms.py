@@ -1,4 +1,4 @@
-"""Array/tensor transforms shared by the loaders: one-hot, dihedral augmentation, resizing.
+"""Array/tensor transforms shared by the loaders: one-hot, dihedral augmentation, resizing, instance edges.
 
 Random decisions in the datasets come from :func:`sample_rng`, a NumPy generator seeded by
 ``(seed, epoch, index)``: a sample is the same whatever the worker count or data order.
@@ -21,6 +21,7 @@ __all__ = [
     "resize_label",
     "photo_to_tensor",
     "hflip",
+    "instance_edges",
 ]
 
 NUM_AUGMENT_MODES = 8  # 4 rotations x 2 flips (dihedral group D4; DnCNN data augmentation)
@@ -154,3 +155,34 @@ def photo_to_tensor(photo: np.ndarray) -> torch.Tensor:
         photo = photo.copy()
     t = torch.from_numpy(photo).permute(2, 0, 1)  # (3, H, W)
     return t.float().div_(127.5).sub_(1.0)
+
+
+def instance_edges(inst) -> torch.Tensor | np.ndarray:
+    """Boundary map of an instance map (pix2pixHD ``get_edges``).
+
+    ``edge[h, w] = 1`` if ``inst[h, w]`` differs from any of its 4 neighbours, else 0.
+
+    Args:
+        inst: ``(H, W)`` (or ``(..., H, W)``) integer array or tensor.
+
+    Returns:
+        Same shape, float32 in {0, 1}; same type (NumPy or torch) as the input.
+    """
+    if isinstance(inst, torch.Tensor):
+        e = torch.zeros(inst.shape, dtype=torch.bool, device=inst.device)
+        dx = inst[..., :, 1:] != inst[..., :, :-1]  # (..., H, W-1)
+        dy = inst[..., 1:, :] != inst[..., :-1, :]  # (..., H-1, W)
+        e[..., :, 1:] |= dx
+        e[..., :, :-1] |= dx
+        e[..., 1:, :] |= dy
+        e[..., :-1, :] |= dy
+        return e.float()
+    inst = np.asarray(inst)
+    e = np.zeros(inst.shape, dtype=bool)
+    dx = inst[..., :, 1:] != inst[..., :, :-1]  # (..., H, W-1)
+    dy = inst[..., 1:, :] != inst[..., :-1, :]  # (..., H-1, W)
+    e[..., :, 1:] |= dx
+    e[..., :, :-1] |= dx
+    e[..., 1:, :] |= dy
+    e[..., :-1, :] |= dy
+    return e.astype(np.float32)

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.data.cityscapes import instance_edges
+from lib.data.transforms import instance_edges
 from lib.data.images import read_label, write_image
 from lib.device import resolve_device, sync
 from lib.io import FolderBusyError, FolderLock

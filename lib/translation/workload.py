@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from lib.data.cityscapes import instance_edges
+from lib.data.transforms import instance_edges
 from lib.data.images import read_label, write_image
 from lib.data.transforms import one_hot
 from lib.device import resolve_device
