@@ -307,8 +307,8 @@ def test_bad_label_maps_say_what_was_found(tmp_path, case):
     assert str(path) in msg
     expected = {"too_large": ["label ids [7]", "outside 0..2", "num_classes=3", "ignore id (4)"],
                 "unnamed": ["label ids [3]", "are not classes", "[0, 1, 2, 4]"],
-                "rgb": ["RGB colour image (mode RGB)", "mode L"],
-                "palette": ["palette image (mode P)", "label_mode: P"],
+                "rgb": ["RGB colour image (mode RGB)", "mode L", "one id per pixel"],
+                "palette": ["palette image (mode P)", "(mode L), or set label_mode: P"],
                 "16bit": ["16-bit image (mode I;16)", "8-bit gray ids"]}[case]
     for part in expected:
         assert part in msg, (part, msg)
@@ -322,7 +322,7 @@ def test_palette_maps_with_label_mode_p(tmp_path):
     pal.save(root / "ann" / "p0.png")
     assert torch.equal(PairedDataset(cfg, "train")[0]["label"], torch.from_numpy(lab.astype(np.int64)))
     Image.fromarray(lab).save(root / "ann" / "p0.png")
-    with pytest.raises(ValueError, match=r"8-bit gray image \(mode L\); expected palette indices"):
+    with pytest.raises(ValueError, match=r"8-bit gray image \(mode L\); expected palette indices as ids \(mode P, label_mode: P\), or set label_mode: L"):
         PairedDataset(cfg, "train")[0]
 
 

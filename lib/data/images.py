@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -86,7 +87,7 @@ def describe_mode(mode: str) -> str:
 
 
 def read_label(path: str | os.PathLike, modes: tuple[str, ...] | None = None, what: str = "label map",
-               hint: str = "") -> np.ndarray:
+               hint: Callable[[str], str] | None = None) -> np.ndarray:
     """Reads a single-channel label/index map as ``int64``, keeping 8- and 16-bit values.
 
     Palette (``P``) images give their palette indices, not colours; 16-bit images keep
@@ -96,7 +97,8 @@ def read_label(path: str | os.PathLike, modes: tuple[str, ...] | None = None, wh
         path: the label file (PNG).
         modes: the Pillow modes accepted (default: any single-channel index mode).
         what: what the file is, for the message (``"label map"``).
-        hint: what was expected, in words, for the message (default: the accepted modes).
+        hint: the found mode -> what was expected and what to do, in words, for the message
+            (default: the accepted modes).
 
     Returns:
         ``(H, W)`` ``int64`` array.
@@ -108,7 +110,7 @@ def read_label(path: str | os.PathLike, modes: tuple[str, ...] | None = None, wh
     img = _open(path)
     accepted = _LABEL_MODES if modes is None else modes
     if img.mode not in accepted:
-        expected = hint or ("a single-channel index image, mode " + " / ".join(accepted))
+        expected = hint(img.mode) if hint else "a single-channel index image, mode " + " / ".join(accepted)
         raise ValueError(f"{path}: {what} is {describe_mode(img.mode)}; expected {expected}")
     return np.asarray(img).astype(np.int64)
 

@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -375,9 +375,20 @@ def load_pair(cfg: PairedConfig, pair: Pair, size: Sequence[int] | None, valid: 
     return out
 
 
-def _label_hint(label_mode: str) -> str:
-    return {"L": "8-bit gray ids, mode L; a palette map needs label_mode: P, colour-coded maps an id per pixel",
-            "P": "palette indices, mode P (label_mode: P); gray id maps need label_mode: L"}[label_mode]
+def _label_hint(label_mode: str) -> Callable[[str], str]:
+    """What a label map of ``label_mode`` is, and what to do about a map of the found mode."""
+    expected = {"L": "8-bit gray ids (mode L)", "P": "palette indices as ids (mode P, label_mode: P)"}[label_mode]
+
+    def hint(found: str) -> str:
+        if found in ("RGB", "RGBA"):
+            return f"{expected}: convert colour-coded labels to one id per pixel first"
+        if found == "P":
+            return f"{expected}, or set label_mode: P to read the palette indices as ids"
+        if found == "L":
+            return f"{expected}, or set label_mode: L for gray id maps"
+        return expected
+
+    return hint
 
 
 class PairedDataset(Dataset):
