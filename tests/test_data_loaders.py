@@ -10,7 +10,7 @@ from PIL import Image
 from lib.config import ConfigError, to_dict
 from lib.data import TRANSLATION_DATASETS, dataset_config, image_size, translation_dataset
 from lib.data import denoise as dn
-from lib.data.catalog import load_datasets
+from lib.data.catalog import CAMVID, load_datasets
 from lib.data.labels import label_set
 from lib.data.paired import PairedDataset, label_channels, load_pair, split_pairs
 from lib.data.images import list_images, read_image, read_label, write_image
@@ -187,6 +187,67 @@ def test_camvid(data_mirror):
     assert labels.num_classes == 11 and labels.class_names == (
         "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
     assert labels.targets(torch.tensor([0, 10, 11])).tolist() == [0, 10, 255]  # Unlabelled is ignored
+
+
+def _readme_section() -> str:
+    from lib.paths import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Bring your own paired dataset")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_readme_example_is_the_built_in_camvid_entry():
+    import re
+
+    import yaml
+
+    block = re.search(r"```yaml\n(.*?)```", _readme_section(), re.S).group(1)
+    entries = yaml.safe_load(block)["datasets"]
+    assert load_datasets(entries)["camvid"] == dataset_config("camvid")
+
+
+def test_readme_error_lines_are_the_real_messages(data_mirror, tmp_path):
+    """Each error line of the README is what the loader says for that problem (paths shortened)."""
+    import re
+    import shutil
+
+    section = _readme_section()
+    shown = re.search(r"\*\*What bad data look like\.\*\*.*?```\n(.*?)```", section, re.S).group(1).splitlines()
+    root = tmp_path / "data" / "raw" / "camvid"
+    for rel in ("class_names.txt", "train/0001TP_006690.png", "trainannot/0001TP_006690.png",
+                "train/0001TP_006720.png", "val/0016E5_07959.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_mirror / "camvid" / rel, root / rel)
+    (root / "train.txt").write_text("train/0001TP_006690.png trainannot/0001TP_006690.png\n"
+                                    "train/0001TP_006720.png trainannot/0001TP_006720.png\n")
+    bad = root / "trainannot" / "0001TP_006720.png"
+    good = np.asarray(Image.open(root / "trainannot" / "0001TP_006690.png"))
+
+    def message(make, split="train", index=1, size=None, entry=None) -> str:
+        make()
+        with pytest.raises((ValueError, FileNotFoundError)) as e:
+            if entry is not None:
+                load_datasets({"camvid": entry})
+            ds = translation_dataset("camvid", root, split, size)
+            ds[index]
+        return str(e.value).replace(f"{tmp_path}/", "")
+
+    ids = good.copy()
+    ids[0, :2] = [12, 255]
+    got = [
+        message(lambda: None),
+        message(lambda: Image.fromarray(ids).save(bad)),
+        message(lambda: shutil.copy(root / "train" / "0001TP_006690.png", bad)),
+        message(lambda: Image.fromarray(good).convert("P").save(bad)),
+        message(lambda: Image.fromarray(good.astype(np.uint16)).save(bad)),
+        message(lambda: Image.fromarray(np.zeros((360, 480), np.uint8)).save(bad)),
+        message(lambda: (root / "val.txt").write_text(""), "val"),
+        message(lambda: (root / "val.txt").write_text("val/0016E5_07959.png\n"), "val"),
+        message(lambda: Image.fromarray(good).save(bad), size=100),
+        message(lambda: None, entry={**CAMVID, "splits": {"train": {"list": "train.txt", "photos": "train"}}}),
+    ]
+    assert got == shown
 
 
 # ----------------------------------------------------------------------------- paired datasets: settings and bad data
