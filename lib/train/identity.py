@@ -3,9 +3,9 @@ settings that shape the trajectory and the outputs, the identity of the training
 fingerprint) and of the outputs the run writes (:func:`checkpoint_mismatch`).
 
 :func:`data_fingerprint` walks a dataset through its wrappers (``.dataset``; a ``Subset``'s
-``indices`` count): a dataset with a ``fingerprint()`` method gives its own (the Facades and
-Cityscapes loaders hash their files' paths, sizes and contents, :func:`lib.io.files_digest`;
-the denoising patches their images); any other dataset is hashed item by item, as loaded.
+``indices`` count): a dataset with a ``fingerprint()`` method gives its own (the paired
+label -> photo datasets hash their files' paths, sizes and contents, :func:`lib.io.files_digest`,
+and the settings that shape the items; the denoising patches their images); any other dataset is hashed item by item, as loaded.
 :func:`lib.train.loop.run` stores the fingerprint in the checkpoint and starts afresh when it
 differs, so pointing a stage at other data with the same file names never resumes the old run.
 """
