@@ -183,11 +183,35 @@ def missing_by_stage(stages: list | None = None) -> dict[str, set[str]]:
     return {k: v for k, v in out.items() if v}
 
 
+def extra_by_stage(stages: list | None = None) -> dict[str, set[str]]:
+    """Stage name -> the lib code deps that no entry of the stage runs."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    needed: dict[str, set[str]] = {}
+    deps_of: dict[str, set[str]] = {}
+    for _, name, key, deps, _, nb in dvc_stages() if stages is None else stages:
+        needed.setdefault(name, set()).update(module_file(m) for m in stage_modules(name, key, ROOT / nb, params))
+        deps_of.setdefault(name, set()).update(d for d in deps if d.startswith("lib/"))
+    out = {name: {d for d in deps if (not (ROOT / d).exists() or _is_code(d))
+                  and not any(covered(f, [d]) for f in needed[name])} for name, deps in deps_of.items()}
+    return {k: v for k, v in out.items() if v}
+
+
 def fix(dvc_file: Path = ROOT / "dvc.yaml") -> list[str]:
-    """Inserts each stage's missing lib files into its ``deps`` list, in order among its lib lines;
-    every other byte of ``dvc.yaml`` is kept. Returns what was added."""
+    """Inserts each stage's missing lib files into its ``deps`` list, in order among its lib lines, and
+    removes the lib deps that no entry runs; every other byte of ``dvc.yaml`` is kept. Returns what changed."""
     lines = dvc_file.read_text().splitlines(keepends=True)
     added = []
+    for name, files in sorted(extra_by_stage().items()):
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("   ")
+                    and lines[i].strip()), len(lines))
+        for i in reversed(range(start, end)):
+            item = lines[i].strip()
+            if item.startswith("- ") and item[2:].split()[0] in files:
+                added.append(f"{name}: removed {item[2:].split()[0]}")
+                del lines[i]
+    dvc_file.write_text("".join(lines))
+    lines = dvc_file.read_text().splitlines(keepends=True)
     for name, files in sorted(missing_by_stage().items()):
         start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:")
         deps_at = next(i for i in range(start, len(lines)) if line_key(lines[i]) == "deps")
@@ -201,7 +225,7 @@ def fix(dvc_file: Path = ROOT / "dvc.yaml") -> list[str]:
             at = next((k for k in libs if lines[k].strip()[2:].split()[0] > f), (libs[-1] + 1) if libs else deps_at + 1)
             lines.insert(at, f"{item_indent}- {f}\n")
             j += 1
-            added.append(f"{name}: {f}")
+            added.append(f"{name}: added {f}")
     dvc_file.write_text("".join(lines))
     return added
 
@@ -216,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fix", action="store_true", help="add the missing lib files to dvc.yaml's deps")
     args = parser.parse_args(argv)
     if args.fix:
-        print("\n".join(f"added {a}" for a in fix()) or "nothing to add")
+        print("\n".join(fix()) or "nothing to change")
     if args.stage:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         for address, name, key, _, _, notebook in dvc_stages():
