@@ -1,6 +1,8 @@
 """Image I/O, transforms, the paired label -> photo datasets (Facades, Cityscapes, CamVid, bad data) and the denoising data."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -396,6 +398,8 @@ def test_id_list_selects_and_orders_folder_pairs(tmp_path):
             "splits": {"train": {"photos": "base", "labels": "base", "label_suffix": ".lab.png", "ids": "split.txt"}}}
     cfg = load_datasets({"ids": spec})["ids"]
     assert [p.label.name for p in split_pairs(cfg, "train")] == ["c.lab.png", "a.lab.png"]
+    no_ids = dataclasses.replace(cfg, splits={"train": dataclasses.replace(cfg.splits["train"], ids=None)})
+    assert [p.photo.name for p in split_pairs(no_ids, "train")] == ["a.png", "b.png", "c.png"]  # x.lab.png: no photo
     (root / "split.txt").write_text("c\nd\n")
     with pytest.raises(FileNotFoundError, match=r"id d \(listed in .*split\.txt\) has no photo: missing file .*d\.png"):
         split_pairs(cfg, "train")

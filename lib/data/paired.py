@@ -232,12 +232,15 @@ class Pair:
         return [p for p in (self.photo, self.label, self.instance) if p is not None]
 
 
-def _stems(folder: Path, suffix: str, what: str, split: str) -> dict[str, Path]:
+def _stems(folder: Path, suffix: str, what: str, split: str, others: Sequence[str]) -> dict[str, Path]:
+    """``{stem: file}`` of the files under ``folder`` ending in ``suffix`` but not in a longer
+    suffix of another kind in the same folder (``others``: ``x.lab.png`` is no ``.png`` photo)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"split {split!r}: {what} folder not found: {folder}")
+    longer = [o for o in others if len(o) > len(suffix) and o.endswith(suffix)]
     found = {}
     for p in folder.rglob(f"*{suffix}"):
-        if p.is_file():
+        if p.is_file() and not any(p.name.endswith(o) for o in longer):
             found[p.relative_to(folder).as_posix()[: -len(suffix)]] = p
     return found
 
@@ -263,7 +266,8 @@ def _folder_pairs(cfg: PairedConfig, split: str, sc: SplitConfig) -> list[Pair]:
                                             f"missing file {f}")
             pairs.append(Pair(*files))
         return pairs
-    stems = {what: _stems(folder, suffix, what, split) for what, (folder, suffix) in found.items()}
+    stems = {what: _stems(folder, suffix, what, split, [x for w, (f, x) in found.items() if w != what and f == folder])
+             for what, (folder, suffix) in found.items()}
     keys = sorted(set().union(*stems.values()))
     if not keys:
         photos, suffix = found["photo"]
