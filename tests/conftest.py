@@ -239,7 +239,8 @@ TINY_MODELS = {
                  [(2, REGISTRY_LABEL_NC + 1 + 3, 64, 128)], {}),
     "dncnn": (dict(depth=4, channels=8), [(2, 1, 24, 24)], {}),
     "asapnet_denoise": (dict(tile_size=8, lr_width=8, lr_max_width=16, lr_depth=1, hr_width=8, hr_depth=2,
-                             context="conv", residual=True, noise_level_input=True),
+                             context="conv", residual=True, noise_level_input=True, kernel_size=3,
+                             slicing="bilinear", intensity_bins=2),  # every stream: front, MLP, bilateral filter
                         [(2, 1, 32, 32)], {"sigma": 25.0}),
     "segmenter": (dict(arch="unet", num_classes=4, width=4, depth=2), [(2, 3, 32, 32)], {}),
 }

@@ -1,5 +1,6 @@
-"""ASAPNet-denoise: config strictness, variants' forward/backward on odd sizes, residual and
-context options, noise-level input, complexity closed form, a short training sanity check."""
+"""ASAPNet-denoise: config strictness, the variants' table, forward/backward on odd sizes, residual
+and context options, noise-level input, the kernel-prediction head (filters, slicing, bilateral
+grid), the hybrid front, complexity closed form, grid-size robustness, short training checks."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +13,15 @@ from lib.config import ConfigError, from_dict
 from lib.models.lowres import LOWRES_PADDINGS, CellNorm, ChannelAffine, LowResStream
 from lib.models.pixelwise import pe_channels
 from lib.models.asapnet_denoise import (
+    VARIANT_BASE,
+    VARIANT_CHANGE,
     VARIANTS,
     ASAPNetDenoiseConfig,
     ASAPNetDenoiser,
     complexity,
     variant_config,
 )
+from lib.models.tile_filter import apply_kernels, guide_map, slice_bilateral, slice_tiles
 
 # Small widths so every test runs in a fraction of a second.
 TINY = dict(lr_width=4, lr_max_width=8, lr_depth=1, hr_width=8, hr_depth=2, context_width=4)
@@ -47,6 +51,15 @@ def _tiny(name: str, in_channels: int = 1, **kw) -> ASAPNetDenoiseConfig:
         ("init_gain", 0.0),
         ("lr_padding", "circular"),
         ("lr_norm", "batch"),
+        ("kernel_size", 4),
+        ("kernel_size", 1),
+        ("kernel_channels", "per_pixel"),
+        ("slicing", "bicubic"),
+        ("slicing", "bilinear"),  # without a kernel
+        ("mlp", False),  # without a kernel: nothing would produce the output
+        ("intensity_bins", 1),
+        ("intensity_bins", 8),  # with nearest slicing
+        ("guide", "clean"),
     ],
 )
 def test_config_validation_names_field(field, value):
@@ -249,15 +262,18 @@ def _closed_form_macs(cfg: ASAPNetDenoiseConfig, h: int, w: int) -> int:
         macs += hh * ww * c * c_out * 9
         c = c_out
     macs += cfg.lr_depth * hh * ww * c * c * 9  # plain blocks
-    macs += hh * ww * c * cfg.num_mlp_params  # 1x1 head
+    macs += hh * ww * c * cfg.num_lowres_params  # 1x1 head: filter logits + MLP parameters
+    if cfg.intensity_bins and cfg.guide == "smooth":  # binomial blur of the guide: 5 taps along x, then y
+        macs += 5 * (hp + 4) * wp + 5 * hp * wp
     if cfg.context == "conv":
         cc = cfg.in_channels
         for _ in range(cfg.context_layers):
             macs += hp * wp * cc * cfg.context_width * 9
             cc = cfg.context_width
     ch = cfg.mlp_channels
-    macs += hp * wp * sum(a * b for a, b in zip(ch[:-1], ch[1:]))  # per-pixel MLP
-    return macs
+    if cfg.mlp:
+        macs += hp * wp * sum(a * b for a, b in zip(ch[:-1], ch[1:]))  # per-pixel MLP
+    return macs  # the per-pixel filter (s^2 element-wise multiply-adds per pixel) is not counted
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -357,3 +373,263 @@ def test_short_training_reduces_mse():
     noise_mse = F.mse_loss(noisy, clean).item()
     assert losses[0] == pytest.approx(noise_mse, rel=0.05)  # starts near the identity
     assert losses[-1] < 0.7 * losses[0]
+
+
+# ----------------------------------------------------------------------------- the variants' table
+
+FILTER_ROWS = ["kernel", "kernel_only", "kernel_bilinear", "kernel_bilateral", "bilateral_only", "hybrid_kernel"]
+
+
+def test_every_row_changes_one_thing_from_its_base():
+    """Each row has a base row listed before it (or none: the root) and a change text; it keeps the
+    base's overrides and adds to them; the report and the study read the same table."""
+    from lib.denoise.study import VARIANT_CHANGES
+    from lib.report.denoise_runs import ABLATION_PARENT
+
+    assert list(VARIANT_BASE) == list(VARIANTS) == list(VARIANT_CHANGE)
+    assert [n for n, b in VARIANT_BASE.items() if b is None] == ["plain"]
+    order = list(VARIANTS)
+    for name, base in VARIANT_BASE.items():
+        assert VARIANT_CHANGE[name].strip()
+        if base is None:
+            continue
+        assert order.index(base) < order.index(name), (name, base)
+        assert VARIANTS[base].items() <= VARIANTS[name].items() and VARIANTS[base] != VARIANTS[name], name
+        assert variant_config(base) != variant_config(name)
+    assert ABLATION_PARENT == VARIANT_BASE and VARIANT_CHANGES == VARIANT_CHANGE
+    bilateral, hybrid = variant_config("kernel_bilateral"), variant_config("hybrid")
+    assert (bilateral.kernel_size, bilateral.slicing, bilateral.intensity_bins, bilateral.mlp) == (5, "bilinear", 8, True)
+    assert not variant_config("bilateral_only").mlp and variant_config("kernel").slicing == "nearest"
+    assert (hybrid.context, hybrid.context_layers, hybrid.context_width) == ("conv", 3, 32)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_checkpoint_round_trip_of_every_variant(name, tmp_path):
+    """Each row builds from its config dict through the registry, saves and reloads through the one loader."""
+    from lib.checkpoint import save_checkpoint
+    from lib.config import to_dict
+    from lib.models import build, load_model
+
+    torch.manual_seed(0)
+    model = build("asapnet_denoise", to_dict(_tiny(name, 3))).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model="asapnet_denoise", config=to_dict(model.cfg),
+                           state_dict=model.state_dict(), step=1)
+    loaded = load_model(path)
+    x, sigma = torch.rand(1, 3, 29, 35), torch.tensor([25.0])
+    with torch.no_grad():
+        assert loaded.cfg == model.cfg and torch.equal(loaded(x, sigma), model(x, sigma))
+
+
+# ----------------------------------------------------------------------------- kernel prediction
+
+
+def _head_bias(model: ASAPNetDenoiser, filter_logits: torch.Tensor) -> None:
+    """Every tile predicts the same parameters: the given filter logits (G*T*D,) and a zero MLP."""
+    with torch.no_grad():
+        model.lowres.head.weight.zero_()
+        model.lowres.head.bias.zero_()
+        model.lowres.head.bias[: model.cfg.num_filter_params] = filter_logits
+
+
+def _delta_logits(cfg: ASAPNetDenoiseConfig) -> torch.Tensor:
+    """Logits whose softmax is the centre tap exactly (exp(-1e4) is 0 in float32), layout (g T + t) D + d."""
+    taps, bins = cfg.kernel_size**2, max(cfg.intensity_bins, 1)
+    logits = torch.full((cfg.kernel_groups, taps, bins), -1e4)
+    logits[:, taps // 2] = 0.0
+    return logits.flatten()
+
+
+@pytest.mark.parametrize("in_channels,kernel_channels", [(1, "shared"), (3, "shared"), (3, "per_channel")])
+@pytest.mark.parametrize("name", FILTER_ROWS)
+def test_delta_kernel_reproduces_the_input(name, in_channels, kernel_channels):
+    """A predicted delta filter (and a zero MLP) returns the noisy input: exactly with per-tile
+    weights, to float rounding where the weights are interpolated (bilinear / bilateral)."""
+    cfg = _tiny(name, in_channels, kernel_channels=kernel_channels)
+    model = ASAPNetDenoiser(cfg).eval()
+    _head_bias(model, _delta_logits(cfg))
+    x = torch.randn(2, in_channels, 37, 53)
+    with torch.no_grad():
+        y = model(x, torch.tensor([25.0, 25.0]))
+    if cfg.slicing == "nearest":
+        assert torch.equal(y, x)
+    else:
+        torch.testing.assert_close(y, x, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["kernel_only", "bilateral_only"])
+def test_filter_alone_is_a_weighted_average(name):
+    """Any predicted filter has weights summing to one: a constant image comes back unchanged, and
+    no output leaves the range of the input."""
+    torch.manual_seed(0)
+    model = ASAPNetDenoiser(_tiny(name, 3, kernel_channels="per_channel")).eval()
+    with torch.no_grad():
+        model.lowres.head.weight.normal_(0, 1.0)  # tile-varying, far-from-uniform filters
+        model.lowres.head.bias.normal_(0, 2.0)
+        const = torch.full((1, 3, 40, 44), 0.3)
+        torch.testing.assert_close(model(const), const, rtol=0, atol=1e-6)
+        x = torch.rand(1, 3, 40, 44)
+        y = model(x)
+    assert y.min() >= x.min() - 1e-6 and y.max() <= x.max() + 1e-6
+    assert (y - x).abs().max() > 1e-3  # it does filter
+
+
+def test_apply_kernels_matches_an_unfold_reference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 11, 13)
+    cols = F.unfold(F.pad(x, (2, 2, 2, 2), mode="reflect"), 5).view(2, 3, 25, 11, 13)  # (B, C, T, H, W)
+    for groups in (1, 3):
+        w = torch.softmax(torch.randn(2, groups, 25, 11, 13), dim=2)  # (B, G, T, H, W)
+        want = (cols * w).sum(dim=2)  # (B, C, H, W), the shared filter broadcast over C
+        with torch.no_grad():
+            torch.testing.assert_close(apply_kernels(x, w), want)  # in-place accumulation
+        wg = w.clone().requires_grad_()
+        got = apply_kernels(x, wg)  # recorded by autograd
+        torch.testing.assert_close(got, want)
+        got.sum().backward()
+        torch.testing.assert_close(wg.grad, cols.sum(dim=1, keepdim=True).expand_as(w) if groups == 1 else cols)
+    with pytest.raises(ValueError, match="weights shape"):
+        apply_kernels(x, torch.rand(2, 2, 25, 11, 13))
+
+
+def test_per_channel_filters_equal_the_shared_one_when_they_agree():
+    shared = ASAPNetDenoiser(_tiny("kernel_only", 3)).eval()
+    per = ASAPNetDenoiser(_tiny("kernel_only", 3, kernel_channels="per_channel")).eval()
+    assert per.cfg.num_filter_params == 3 * shared.cfg.num_filter_params == 75
+    torch.manual_seed(0)
+    logits = torch.randn(25)
+    _head_bias(shared, logits)
+    _head_bias(per, logits.repeat(3))
+    x = torch.rand(1, 3, 33, 35)
+    with torch.no_grad():
+        torch.testing.assert_close(per(x), shared(x))
+
+
+# ----------------------------------------------------------------------------- slicing
+
+
+def test_bilinear_slicing_equals_the_tile_constant_when_all_tiles_agree():
+    """Same parameters in every tile: bilinear slicing gives the per-tile model's output."""
+    torch.manual_seed(0)
+    nearest = ASAPNetDenoiser(_tiny("kernel")).eval()
+    bilinear = ASAPNetDenoiser(_tiny("kernel_bilinear")).eval()
+    bilinear.load_state_dict(nearest.state_dict())  # same layout: slicing adds no parameter
+    logits = torch.randn(nearest.cfg.num_filter_params)
+    for model in (nearest, bilinear):
+        _head_bias(model, logits)
+        with torch.no_grad():
+            model.lowres.head.bias[25:].normal_(0, 0.1, generator=torch.Generator().manual_seed(1))  # same MLP
+    x = torch.rand(2, 1, 37, 53)
+    with torch.no_grad():
+        torch.testing.assert_close(bilinear(x), nearest(x), rtol=0, atol=1e-6)
+    grid = torch.randn(1, 4, 1, 1).expand(1, 4, 3, 5)  # (B, P, h, w), constant over cells
+    torch.testing.assert_close(slice_tiles(grid, 8, "bilinear"), slice_tiles(grid, 8, "nearest"), rtol=0, atol=1e-6)
+
+
+def test_bilinear_slicing_is_continuous_across_tile_borders():
+    """Neighbouring pixels differ by at most 1/k of the largest step between neighbouring cells
+    (within and across tile borders); per-tile values jump by the whole step at the borders."""
+    torch.manual_seed(0)
+    k = 8
+    grid = torch.randn(1, 2, 4, 5)  # (B, P, h, w)
+    lin, near = slice_tiles(grid, k, "bilinear"), slice_tiles(grid, k, "nearest")
+    assert lin.shape == near.shape == (1, 2, 32, 40)
+    for dim in (-1, -2):
+        cell_step = grid.diff(dim=dim).abs().max()
+        assert lin.diff(dim=dim).abs().max() <= cell_step / k + 1e-6
+        assert near.diff(dim=dim).abs().max() == pytest.approx(cell_step.item())
+    # value at a pixel = bilinear between the cells around its position ((y + 0.5) / k - 0.5, ...)
+    y, x = 13, 22
+    gy, gx = (y + 0.5) / k - 0.5, (x + 0.5) / k - 0.5  # 1.1875, 2.3125
+    i, j, a, b = int(gy), int(gx), gy - int(gy), gx - int(gx)
+    want = ((1 - a) * (1 - b) * grid[..., i, j] + (1 - a) * b * grid[..., i, j + 1]
+            + a * (1 - b) * grid[..., i + 1, j] + a * b * grid[..., i + 1, j + 1])
+    torch.testing.assert_close(lin[..., y, x], want)
+
+
+def test_bilateral_slicing_reads_the_bins_at_the_guide():
+    """Bins centred on (d + 0.5) / D: a guide at a bin centre reads that bin (sliced bilinearly in
+    space), between two centres the linear mix; equal bins give the bilinear slicing."""
+    torch.manual_seed(0)
+    k, bins = 4, 4
+    grid = torch.randn(2, 3, bins, 3, 5)  # (B, P, D, h, w)
+    ones = torch.ones(2, 1, 12, 20)
+    for d in range(bins):
+        got = slice_bilateral(grid, ones * (d + 0.5) / bins, k)
+        torch.testing.assert_close(got, slice_tiles(grid[:, :, d], k, "bilinear"), rtol=0, atol=1e-5)
+    mid = slice_bilateral(grid, ones * 0.5, k)  # half-way between the centres of bins 1 and 2
+    want = 0.5 * (slice_tiles(grid[:, :, 1], k, "bilinear") + slice_tiles(grid[:, :, 2], k, "bilinear"))
+    torch.testing.assert_close(mid, want, rtol=0, atol=1e-5)
+    flat = grid[:, :, :1].expand(-1, -1, bins, -1, -1)
+    torch.testing.assert_close(slice_bilateral(flat, torch.rand(2, 1, 12, 20) * 1.4 - 0.2, k),
+                               slice_tiles(grid[:, :, 0], k, "bilinear"), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="guide shape"):
+        slice_bilateral(grid, torch.rand(2, 1, 12, 19), k)
+
+
+def test_guide_maps():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(guide_map(x, "noisy"), x.mean(dim=1, keepdim=True))
+    torch.testing.assert_close(guide_map(torch.full((1, 3, 9, 9), 0.7), "smooth"), torch.full((1, 1, 9, 9), 0.7))
+    noise = torch.randn(1, 1, 256, 256)
+    ratio = guide_map(noise, "smooth")[..., 4:-4, 4:-4].std() / noise.std()  # binomial 5-tap: sqrt(70/256)^2 = 0.273
+    assert 0.24 < ratio < 0.31
+    with pytest.raises(ValueError, match="guide"):
+        guide_map(x, "clean")
+
+
+# ----------------------------------------------------------------------------- sizes and grids
+
+
+@pytest.mark.parametrize("name", FILTER_ROWS + ["hybrid"])
+@pytest.mark.parametrize("size", [(9, 23), (16, 17), (33, 47)])
+def test_filter_rows_take_any_size(name, size):
+    """Sizes that are not multiples of the tile (and smaller than one tile per side) come back exactly."""
+    x = torch.rand(1, 1, *size)
+    with torch.no_grad():
+        y = ASAPNetDenoiser(_tiny(name, tile_size=8)).eval()(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+def test_bilateral_filter_with_a_grid_free_stream_does_not_depend_on_the_grid_size():
+    """The kernel head adds nothing grid-size dependent: with the grid-robust low-res stream the
+    bilateral rows' output near the top-left corner is the same on the image and on its crop."""
+    for name in ("kernel_bilateral", "bilateral_only"):
+        cfg = _tiny(name, tile_size=8, lr_padding="reflect", lr_norm="cell")
+        big, small = _two_grids(cfg)
+        inner = (..., slice(0, 24), slice(0, 24))
+        torch.testing.assert_close(big[inner], small[inner], rtol=0, atol=1e-5)
+
+
+def test_nan_input_shows_in_the_filtered_output():
+    model = ASAPNetDenoiser(_tiny("bilateral_only")).eval()
+    x = torch.rand(1, 1, 32, 32)
+    x[0, 0, 5, 5] = float("nan")
+    with torch.no_grad():
+        assert not torch.isfinite(model(x)).all()
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("name", ["kernel_bilateral", "bilateral_only", "hybrid", "hybrid_kernel"])
+def test_filter_and_hybrid_rows_train(name):
+    """A few Adam steps on a fixed noisy batch of a smooth image lower the MSE; the filter rows start
+    as a box average (near-uniform softmax weights), far below the noise's MSE."""
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    clean = (0.5 + 0.3 * torch.sin(6 * xx) * torch.cos(4 * yy)).expand(4, 1, 32, 32)
+    noisy = clean + 25 / 255 * torch.randn(4, 1, 32, 32)
+    model = ASAPNetDenoiser(_tiny(name, tile_size=8))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss = F.mse_loss(model(noisy), clean)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert losses[-1] < 0.9 * losses[0]
+    noise_mse = F.mse_loss(noisy, clean).item()
+    assert losses[0] < 0.1 * noise_mse if model.cfg.kernel_size else losses[0] == pytest.approx(noise_mse, rel=0.05)

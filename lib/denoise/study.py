@@ -24,7 +24,7 @@ import torch
 from lib.config import ConfigError, check_keys, deep_merge, from_dict
 from lib.data import denoise as dn_data
 from lib.models import make_config
-from lib.models.asapnet_denoise import VARIANTS, variant_config
+from lib.models.asapnet_denoise import VARIANT_CHANGE, VARIANTS, variant_config
 from lib.models.complexity import complexity
 from lib.train.denoise import DenoiseTrainConfig, pixel_samples
 
@@ -45,17 +45,8 @@ __all__ = ["outputs", "run_summary",
 TRAIN_SETS: dict[str, int] = {"train400": 1, "cbsd432": 3}
 # image channels -> the test sets a model of that kind is evaluated on (DnCNN paper, Table II / color table)
 TEST_SETS_FOR: dict[int, tuple[str, ...]] = {1: ("bsd68", "set12"), 3: ("cbsd68",)}
-# what each ASAPNet-denoise ablation row changes (lib.models.asapnet_denoise.VARIANTS)
-VARIANT_CHANGES: dict[str, str] = {
-    "plain": "plain transfer: MLP on the noisy pixel + positional encoding, tanh output",
-    "residual": "+ residual output (predict the noise), no tanh",
-    "context_patch": "+ 3x3 neighbourhood of the noisy pixel as MLP input",
-    "context_conv": "side row: a 2-layer full-resolution conv front-end instead of the 3x3 neighbourhood",
-    "small_tiles": "+ tiles of 8x8 pixels instead of 16x16",
-    "tiny_tiles": "side row: tiles of 4x4 pixels",
-    "noise_level": "+ noise level as an input (non-blind)",
-    "grid_robust": "conv front-end, low-res stream with reflect padding and a per-cell norm (no grid-size dependence)",
-}
+# what each ASAPNet-denoise ablation row changes (lib.models.asapnet_denoise.VARIANTS), from the variants' table
+VARIANT_CHANGES: dict[str, str] = dict(VARIANT_CHANGE)
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,22 @@ What changes for denoising, each a config flag (an ablation row, see :data:`VARI
   the grid size; reflect padding with a per-cell norm removes both dependences (the
   grid-size-robust row).
 * ``final_activation``: ``"tanh"`` (translation) or ``"none"``.
+* ``kernel_size`` (kernel prediction, KPCN / KPN, MalleConv): the low-res stream also predicts,
+  per tile, the logits of an ``s x s`` filter (softmax over the taps; one filter for all
+  channels or one per channel, ``kernel_channels``) that every pixel applies to its noisy
+  ``s x s`` neighbourhood (:mod:`lib.models.tile_filter`): a spatially varying weighted average.
+  The MLP then sees the filtered pixel too and, residual, corrects the filtered image; with
+  ``mlp=False`` the filtered image is the output.
+* ``slicing`` / ``intensity_bins`` / ``guide``: how the filter weights reach the pixels:
+  constant per tile (``"nearest"``, ASAPNet) or interpolated bilinearly between tile centres;
+  with ``intensity_bins`` the grid also has an intensity axis, a bilateral grid sliced
+  trilinearly at the pixel's guide value (HDRNet): the noisy channel mean or a binomial blur of
+  it. The MLP parameters stay constant per tile.
 
-Output mapping: residual -> ``noisy - m``; not residual with tanh -> ``(m + 1) / 2`` (tanh's
-[-1, 1] onto the image range [0, 1]); not residual without tanh -> ``m``. ``m`` is the MLP
-output. Outputs are not clipped.
+Output mapping (``m`` the MLP output, ``base`` the filtered image with a kernel, else the noisy
+image): residual -> ``base - m``; not residual with tanh -> ``(m + 1) / 2`` (tanh's [-1, 1]
+onto the image range [0, 1]); not residual without tanh -> ``m``; no MLP -> the filtered image.
+Outputs are not clipped.
 
 Sizes: any H, W. The input is reflect-padded at the bottom and right to a multiple of ``k``
 (each stride-2 conv of the low-res stream halves an even size exactly and the tent filter
@@ -53,11 +65,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from lib.models.lowres import LOWRES_NORMS, LOWRES_PADDINGS, TileGeometry, lowres_stages, split_tile
 from lib.models.pixelwise import is_power_of_two, mlp_channels, mlp_param_count, pe_channels, pixelwise_mlp
 from lib.models.pixelwise import positional_encoding as tile_positional_encoding
+from lib.models.tile_filter import GUIDES, SLICINGS, apply_kernels, guide_map, normalize_kernels, slice_bilateral, slice_tiles
 
 __all__ = [
     "ASAPNetDenoiser",
     "ASAPNetDenoiseConfig",
     "VARIANTS",
+    "VARIANT_BASE",
+    "VARIANT_CHANGE",
     "variant_config",
     "complexity",
 ]
@@ -66,6 +81,7 @@ PATCH = 3  # side of the neighbourhood of the "patch3" context
 PIXEL_RANGE = 255.0  # sigma is given in 0..255 units (docs/design.md#denoising-protocol)
 CONTEXTS = ("none", "patch3", "conv")
 FINAL_ACTIVATIONS = ("tanh", "none")
+KERNEL_CHANNELS = ("shared", "per_channel")
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,12 @@ class ASAPNetDenoiseConfig(TileGeometry):
         lr_norm: normalisation after each low-res conv: "instance" (official instanceaffine),
             "cell" (:class:`lib.models.lowres.CellNorm`: each cell over its channels, affine) or
             "none" (a per-channel scale and shift only, :class:`lib.models.lowres.ChannelAffine`).
+        kernel_size: s, side of the predicted per-tile filter (odd >= 3; KPN: 5); 0: none.
+        kernel_channels: "shared" (one filter for every channel) or "per_channel" (color).
+        mlp: the per-pixel MLP; False (with a kernel): the output is the filtered image.
+        slicing: filter weights per pixel: "nearest" (the tile's) or "bilinear" (between tile centres).
+        intensity_bins: D, bins of a bilateral grid of filters (bilinear slicing; HDRNet: 8); 0: none.
+        guide: the bilateral grid's guide: "noisy" (channel mean) or "smooth" (it blurred).
     """
 
     in_channels: int = 1  # gray (DnCNN protocol); 3 for color
@@ -125,6 +147,12 @@ class ASAPNetDenoiseConfig(TileGeometry):
     init_gain: float = 0.02  # official: init_variance (xavier)
     lr_padding: Literal["zeros", "reflect"] = "zeros"  # official: zero padding
     lr_norm: Literal["instance", "cell", "none"] = "instance"  # official: norm_G instanceaffine
+    kernel_size: int = 0  # ASAPNet: no filter; KPN: 5 x 5
+    kernel_channels: Literal["shared", "per_channel"] = "shared"
+    mlp: bool = True  # ASAPNet's per-pixel MLP
+    slicing: Literal["nearest", "bilinear"] = "nearest"  # ASAPNet: constant per tile
+    intensity_bins: int = 0  # HDRNet: 8
+    guide: Literal["noisy", "smooth"] = "smooth"
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "lr_width", "lr_max_width", "hr_width", "hr_depth",
@@ -146,6 +174,17 @@ class ASAPNetDenoiseConfig(TileGeometry):
             raise ValueError(f"final_activation={self.final_activation!r} must be one of {FINAL_ACTIVATIONS}")
         if not (isinstance(self.init_gain, (int, float)) and self.init_gain > 0 and math.isfinite(self.init_gain)):
             raise ValueError(f"init_gain={self.init_gain} must be a finite number > 0")
+        for name, allowed in (("kernel_channels", KERNEL_CHANNELS), ("slicing", SLICINGS), ("guide", GUIDES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be one of {allowed}")
+        if self.kernel_size != 0 and (self.kernel_size < 3 or self.kernel_size % 2 == 0):
+            raise ValueError(f"kernel_size={self.kernel_size} must be 0 (no filter) or odd >= 3")
+        if self.intensity_bins == 1 or self.intensity_bins < 0:
+            raise ValueError(f"intensity_bins={self.intensity_bins} must be 0 (no intensity axis) or >= 2")
+        if self.intensity_bins and self.slicing != "bilinear":
+            raise ValueError(f"intensity_bins={self.intensity_bins} needs slicing='bilinear' (trilinear slicing)")
+        if not self.kernel_size and (not self.mlp or self.slicing != "nearest"):
+            raise ValueError("kernel_size=0 (no filter) needs mlp=True and slicing='nearest'")
 
     @property
     def lowres_in_channels(self) -> int:
@@ -163,9 +202,10 @@ class ASAPNetDenoiseConfig(TileGeometry):
 
     @property
     def mlp_in_channels(self) -> int:
-        """Input channels of the per-pixel MLP: pixel features (+ noise level) (+ encoding)."""
+        """Input channels of the per-pixel MLP: pixel features (+ filtered pixel) (+ noise level) (+ encoding)."""
         pe = pe_channels(self.tile_size) if self.positional_encoding else 0
-        return self.pixel_channels + int(self.noise_level_input) + pe
+        filtered = self.in_channels if self.kernel_size else 0
+        return self.pixel_channels + filtered + int(self.noise_level_input) + pe
 
     @property
     def mlp_channels(self) -> list[int]:
@@ -174,28 +214,73 @@ class ASAPNetDenoiseConfig(TileGeometry):
 
     @property
     def num_mlp_params(self) -> int:
-        """Predicted parameters per tile."""
-        return mlp_param_count(self.mlp_in_channels, self.hr_width, self.hr_depth, self.in_channels)
+        """Predicted MLP parameters per tile (0 without the MLP)."""
+        return mlp_param_count(self.mlp_in_channels, self.hr_width, self.hr_depth, self.in_channels) if self.mlp else 0
+
+    @property
+    def kernel_groups(self) -> int:
+        """G: filters per pixel, one per channel or one shared."""
+        return self.in_channels if self.kernel_channels == "per_channel" else 1
+
+    @property
+    def num_filter_params(self) -> int:
+        """Predicted filter logits per tile: G * s^2 * max(D, 1) (0 without a kernel)."""
+        return self.kernel_groups * self.kernel_size**2 * max(self.intensity_bins, 1)
+
+    @property
+    def num_lowres_params(self) -> int:
+        """Channels of the low-res stream's output: filter logits, then MLP parameters."""
+        return self.num_filter_params + self.num_mlp_params
 
 
-# Ablation rows, in order. Each value is the complete set of overrides of the row (not a
-# delta), so a row can be built on its own; the main chain is
+# Ablation rows, in order: (name, base row, overrides, change). The overrides are the complete
+# set of the row (not a delta), so a row can be built on its own; each row keeps every override
+# of its base row and adds one change (the report shows per-change deltas from the base). The
+# main chain is
 #   plain -> residual -> context_patch -> small_tiles -> noise_level
-# and the side rows replace one change of the chain: context_conv (the conv front-end instead
-# of the 3x3 neighbourhood), tiny_tiles (k = 4 instead of 8); grid_robust changes context_conv's
-# low-res stream so that it does not depend on the size of the grid of tiles (and is meant to be
-# trained on several patch sides, train_denoiser's patch_sizes).
+# and side rows replace one change of the chain: context_conv (a conv front-end instead of the
+# 3x3 neighbourhood), tiny_tiles (k = 4 instead of 8); grid_robust makes context_conv's low-res
+# stream independent of the grid size (and is meant to be trained on several patch sides,
+# train_denoiser's patch_sizes). The filtering rows (docs/design.md#models) start from residual:
+#   residual -> kernel -> kernel_bilinear -> kernel_bilateral -> hybrid_kernel
+# with side rows kernel_only and bilateral_only (the filter alone) and hybrid (context_conv with
+# the plain CNN's first layers as its front).
 _RESIDUAL = dict(residual=True, final_activation="none")
-VARIANTS: dict[str, dict] = {
-    "plain": dict(),  # the pixel + PE, direct output, tanh mapped to [0, 1]
-    "residual": dict(_RESIDUAL),  # + predict the noise, no tanh
-    "context_patch": dict(_RESIDUAL, context="patch3"),  # + 3x3 neighbourhood of the noisy pixel
-    "context_conv": dict(_RESIDUAL, context="conv"),  # side row: 2-layer conv front-end instead
-    "small_tiles": dict(_RESIDUAL, context="patch3", tile_size=8),  # + k = 8
-    "tiny_tiles": dict(_RESIDUAL, context="patch3", tile_size=4),  # side row: k = 4
-    "noise_level": dict(_RESIDUAL, context="patch3", tile_size=8, noise_level_input=True),  # + sigma input
-    "grid_robust": dict(_RESIDUAL, context="conv", lr_padding="reflect", lr_norm="cell"),  # context_conv, grid-free
-}
+_KERNEL = dict(_RESIDUAL, kernel_size=5)  # KPN's 5 x 5
+_BILATERAL = dict(_KERNEL, slicing="bilinear", intensity_bins=8)  # HDRNet's 8 intensity bins
+_FRONT = dict(context="conv", context_layers=3, context_width=32)  # the first 3 layers of the plain CNN 8x32
+_ROWS: list[tuple[str, str | None, dict, str]] = [
+    ("plain", None, dict(), "plain transfer: MLP on the noisy pixel + positional encoding, tanh output"),
+    ("residual", "plain", dict(_RESIDUAL), "+ residual output (predict the noise), no tanh"),
+    ("context_patch", "residual", dict(_RESIDUAL, context="patch3"),
+     "+ 3x3 neighbourhood of the noisy pixel as MLP input"),
+    ("context_conv", "residual", dict(_RESIDUAL, context="conv"),
+     "side row: a 2-layer full-resolution conv front-end instead of the 3x3 neighbourhood"),
+    ("small_tiles", "context_patch", dict(_RESIDUAL, context="patch3", tile_size=8),
+     "+ tiles of 8x8 pixels instead of 16x16"),
+    ("tiny_tiles", "context_patch", dict(_RESIDUAL, context="patch3", tile_size=4), "side row: tiles of 4x4 pixels"),
+    ("noise_level", "small_tiles", dict(_RESIDUAL, context="patch3", tile_size=8, noise_level_input=True),
+     "+ noise level as an input (non-blind)"),
+    ("grid_robust", "context_conv", dict(_RESIDUAL, context="conv", lr_padding="reflect", lr_norm="cell"),
+     "conv front-end, low-res stream with reflect padding and a per-cell norm (no grid-size dependence)"),
+    ("kernel", "residual", dict(_KERNEL),
+     "+ a predicted 5x5 softmax filter per tile on the noisy neighbourhood (KPN / MalleConv); "
+     "the residual MLP corrects the filtered image"),
+    ("kernel_only", "kernel", dict(_KERNEL, mlp=False), "side row: the per-tile filter alone, no MLP"),
+    ("kernel_bilinear", "kernel", dict(_KERNEL, slicing="bilinear"),
+     "+ filter weights interpolated bilinearly between tile centres instead of constant per tile"),
+    ("kernel_bilateral", "kernel_bilinear", dict(_BILATERAL),
+     "+ a bilateral grid of filters: 8 intensity bins, trilinear slicing by a blurred guide (HDRNet)"),
+    ("bilateral_only", "kernel_bilateral", dict(_BILATERAL, mlp=False),
+     "side row: the bilateral-grid filter alone, no MLP"),
+    ("hybrid", "context_conv", dict(_RESIDUAL, **_FRONT),
+     "+ the plain CNN's first layers as the front (3 conv3x3 + ReLU of 32 channels instead of 2 of 16)"),
+    ("hybrid_kernel", "kernel_bilateral", dict(_BILATERAL, **_FRONT),
+     "+ the plain CNN's first 3 layers (32 channels) as the MLP's front-end"),
+]
+VARIANTS: dict[str, dict] = {name: overrides for name, _, overrides, _ in _ROWS}
+VARIANT_BASE: dict[str, str | None] = {name: base for name, base, _, _ in _ROWS}  # the row each row changes
+VARIANT_CHANGE: dict[str, str] = {name: change for name, _, _, change in _ROWS}  # what it changes, in words
 
 
 def variant_config(name: str, in_channels: int = 1, **overrides) -> ASAPNetDenoiseConfig:
@@ -216,7 +301,7 @@ def variant_config(name: str, in_channels: int = 1, **overrides) -> ASAPNetDenoi
 
 
 class ASAPNetDenoiser(nn.Module):
-    """ASAPNet denoiser: per-tile MLP parameters predicted from the noisy image at low resolution.
+    """ASAPNet denoiser: per-tile MLP parameters (and filters) predicted from the noisy image at low resolution.
 
     Args:
         cfg: the configuration (``None``: the defaults, row "plain").
@@ -226,7 +311,8 @@ class ASAPNetDenoiser(nn.Module):
         super().__init__()
         cfg = cfg or ASAPNetDenoiseConfig()
         self.cfg = cfg
-        self.downsample, self.lowres = lowres_stages(cfg, padding=cfg.lr_padding, norm=cfg.lr_norm)
+        self.downsample, self.lowres = lowres_stages(cfg, padding=cfg.lr_padding, norm=cfg.lr_norm,
+                                                     out_channels=cfg.num_lowres_params)
         if cfg.context == "conv":
             layers: list[nn.Module] = []
             c = cfg.in_channels
@@ -270,6 +356,19 @@ class ASAPNetDenoiser(nn.Module):
             return torch.cat([x, self.context(x)], dim=1)  # (B, C + context_width, H, W)
         return x
 
+    def filtered(self, x: Tensor, logits: Tensor) -> Tensor:
+        """The predicted filters applied to the (padded) noisy image: ``x`` (B, C, H', W'),
+        ``logits`` (B, G*T*D, H'/k, W'/k) -> (B, C, H', W') (:mod:`lib.models.tile_filter`)."""
+        cfg = self.cfg
+        b, g, taps, bins, k = x.shape[0], cfg.kernel_groups, cfg.kernel_size**2, max(cfg.intensity_bins, 1), cfg.tile_size
+        weights = normalize_kernels(logits, g, taps, bins)  # (B, G*T*D, h, w) float32, sums to 1 over T
+        if cfg.intensity_bins:
+            grid = weights.view(b, g * taps, bins, *weights.shape[-2:])  # (B, G*T, D, h, w)
+            per_pixel = slice_bilateral(grid, guide_map(x, cfg.guide), k)  # (B, G*T, H', W')
+        else:
+            per_pixel = slice_tiles(weights, k, cfg.slicing)  # (B, G*T, H', W')
+        return apply_kernels(x, per_pixel.view(b, g, taps, *x.shape[-2:]))  # (B, C, H', W')
+
     def forward(self, noisy: Tensor, sigma: Tensor | float | None = None) -> Tensor:
         """Denoises a batch.
 
@@ -301,8 +400,15 @@ class ASAPNetDenoiser(nn.Module):
         level = self.noise_level_map(sigma, x)  # (B, 1, H', W') or None
         extra = [] if level is None else [level]
         lowres_in = torch.cat([x, *extra], dim=1)  # (B, C (+1), H', W')
-        params = self.lowres(self.downsample(lowres_in))  # (B, P, H'/k, W'/k)
-        mlp_in = [self.pixel_features(x), *extra]
+        params = self.lowres(self.downsample(lowres_in))  # (B, P_filter + P_mlp, H'/k, W'/k)
+        base, filtered = noisy, []
+        if cfg.kernel_size:
+            smooth = self.filtered(x, params[:, : cfg.num_filter_params])  # (B, C, H', W')
+            base, filtered = smooth[..., :h, :w], [smooth.to(x.dtype)]
+            if not cfg.mlp:
+                return base  # (B, C, H, W)
+            params = params[:, cfg.num_filter_params :]  # (B, P_mlp, H'/k, W'/k)
+        mlp_in = [self.pixel_features(x), *filtered, *extra]
         if cfg.positional_encoding:
             pe = tile_positional_encoding(k, x.device, x.dtype)  # (C_pe, k, k)
             pe = pe.repeat(1, hp // k, wp // k)  # (C_pe, H', W')
@@ -318,7 +424,7 @@ class ASAPNetDenoiser(nn.Module):
         )  # (B, C, H', W')
         out = out[..., :h, :w]  # (B, C, H, W)
         if cfg.residual:
-            return noisy - out
+            return base - out
         if cfg.final_activation == "tanh":
             return (out + 1) / 2  # tanh's [-1, 1] onto [0, 1]
         return out

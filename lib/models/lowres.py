@@ -163,7 +163,9 @@ class LowResStream(nn.Module):
         return self.head(self.features(x))
 
 
-def lowres_stages(cfg: Any, padding: str = "zeros", norm: str = "instance") -> tuple[nn.Module, LowResStream]:
+def lowres_stages(
+    cfg: Any, padding: str = "zeros", norm: str = "instance", out_channels: int | None = None
+) -> tuple[nn.Module, LowResStream]:
     """The fixed tent stage (``nn.Identity`` when S1 = 1) and the low-res stream of an ASAPNet
     config, translation or denoising: a :class:`TileGeometry` with ``lowres_in_channels``,
     ``num_mlp_params``, ``lr_width``, ``lr_max_width``, ``lr_depth`` and ``init_gain``.
@@ -172,6 +174,8 @@ def lowres_stages(cfg: Any, padding: str = "zeros", norm: str = "instance") -> t
         cfg: the model config.
         padding: the stream's conv padding (:data:`LOWRES_PADDINGS`).
         norm: the stream's norm (:data:`LOWRES_NORMS`).
+        out_channels: parameters predicted per cell; ``None``: ``cfg.num_mlp_params`` (the MLP's
+            alone; the denoiser's kernel-prediction head predicts filter weights too).
 
     Returns:
         ``(downsample, lowres)``: (B, C_in, H, W) -> (B, C_in, H / S1, W / S1) -> (B, P, H / k, W / k).
@@ -179,7 +183,7 @@ def lowres_stages(cfg: Any, padding: str = "zeros", norm: str = "instance") -> t
     downsample = TentDownsample(cfg.fixed_factor) if cfg.fixed_factor > 1 else nn.Identity()
     lowres = LowResStream(
         cfg.lowres_in_channels,
-        cfg.num_mlp_params,
+        cfg.num_mlp_params if out_channels is None else out_channels,
         width=cfg.lr_width,
         max_width=cfg.lr_max_width,
         depth=cfg.lr_depth,

@@ -51,6 +51,13 @@ ABLATION_PARENT: dict[str, str | None] = {
     "tiny_tiles": "context_patch",  # side row: 4x4 tiles instead of 8x8
     "noise_level": "small_tiles",
     "grid_robust": "context_conv",  # + reflect padding and a per-cell norm in the low-res stream
+    "kernel": "residual",  # + a predicted per-tile filter on the noisy neighbourhood
+    "kernel_only": "kernel",  # side row: the filter alone
+    "kernel_bilinear": "kernel",  # + bilinear slicing of the filter weights
+    "kernel_bilateral": "kernel_bilinear",  # + intensity bins (bilateral grid)
+    "bilateral_only": "kernel_bilateral",  # side row: the bilateral-grid filter alone
+    "hybrid": "context_conv",  # + the plain CNN's first layers as the front
+    "hybrid_kernel": "kernel_bilateral",  # + the plain CNN's first layers as the MLP's front-end
 }
 
 
