@@ -240,17 +240,51 @@ def test_crops_are_centred_uint8(tmp_path):
     assert denoise_psnr(clean, clean / 255.0) == float("inf")  # identical after uint8 rounding
 
 
-def test_grid_size_check_gain_is_psnr_difference():
+def test_grid_size_check_scores_crops_and_full_image_on_the_same_pixels():
     model = _tiny_models()["g"]
-    images = _images(1, n=2, size=40)
+    images = [(n, im[:, :38]) for n, im in _images(1, n=2, size=40)]  # 40 x 38: 16-px windows cover 32 x 32
     df = ev.grid_size_check({"g": model}, images, [16, 0], 25.0, seed=0)
     assert list(df["crop"]) == [16, 0] and set(df["n_images"]) == {2} and set(df["sigma"]) == {25.0}
-    gains = []
+    assert list(df["n_windows"]) == [2 * 2 * 2, 2]
+    crop_gain, full_gain = [], []
     for name, clean in images:
-        c = clean[:16, :16]
-        noisy = noise_fn(0)(c, 25.0, name)
-        gains.append(denoise_psnr(c, denoise(model, noisy, sigma=25.0)) - denoise_psnr(c, noisy))
-    assert df.loc[df["crop"] == 16, "gain_db"].iloc[0] == pytest.approx(np.mean(gains))
+        noisy = noise_fn(0)(clean, 25.0, name)  # noised once, whole: the windows see the same noise
+        full = denoise(model, noisy, sigma=25.0)
+        stitched = np.zeros((32, 32), np.float32)
+        for y in (0, 16):
+            for x in (0, 16):
+                stitched[y:y + 16, x:x + 16] = denoise(model, np.ascontiguousarray(noisy[y:y + 16, x:x + 16]), sigma=25.0)
+        ref = denoise_psnr(clean[:32, :32], noisy[:32, :32])
+        crop_gain.append(denoise_psnr(clean[:32, :32], stitched) - ref)
+        full_gain.append(denoise_psnr(clean[:32, :32], full[:32, :32]) - ref)
+    row = df[df["crop"] == 16].iloc[0]
+    assert row["gain_db"] == pytest.approx(np.mean(crop_gain))
+    assert row["gain_full_db"] == pytest.approx(np.mean(full_gain))
+    assert row["crop_minus_full_db"] == pytest.approx(np.mean(crop_gain) - np.mean(full_gain))
+    assert row["crop_minus_full_db"] != 0  # a 3-layer CNN sees the window borders
+    whole = df[df["crop"] == 0].iloc[0]
+    assert whole["gain_db"] == whole["gain_full_db"] and whole["crop_minus_full_db"] == 0
+
+
+def test_grid_size_check_tells_local_models_from_size_dependent_ones():
+    """A per-pixel model gives the same pixels on crops and on the full image (difference 0, whatever
+    the crops' content); a model that uses the image's mean does not."""
+
+    class Pointwise(torch.nn.Module):
+        def forward(self, x, sigma=None):
+            return 0.8 * x + 0.1
+
+    class MeanPull(torch.nn.Module):
+        def forward(self, x, sigma=None):
+            return 0.5 * x + 0.5 * x.mean(dim=(-2, -1), keepdim=True)
+
+    images = _images(1, n=2, size=48)
+    df = ev.grid_size_check({"p": Pointwise(), "m": MeanPull()}, images, [16, 32, 100, 0], 25.0, seed=1).set_index(
+        ["model", "crop"])
+    assert (df.loc["p", "crop_minus_full_db"] == 0).all()
+    assert (df.loc["p", "gain_db"] == df.loc["p", "gain_full_db"]).all()
+    assert (df.loc["m", "crop_minus_full_db"].loc[[16, 32]] != 0).all()
+    assert df.loc[("m", 100), "crop_minus_full_db"] == 0 and df.loc[("m", 100), "n_windows"] == 2  # side > image: whole
 
 
 def test_crop_panels_score_each_denoiser_on_the_protocol_noise():

@@ -383,26 +383,49 @@ def paired_differences(per_image: pd.DataFrame, best: str | None, reference: str
 
 def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
                     sizes: Sequence[int], sigma: float, seed: int) -> pd.DataFrame:
-    """PSNR gain over the noisy input on top-left crops of several sizes (0 = the full image).
+    """Does a model denoise a crop as well as the same pixels of the full image? Both scored on
+    identical pixels, so the crops' content cannot confound the comparison.
 
-    An ASAPNet-denoise model predicts one MLP per tile from a low-res grid of tiles; this
-    shows whether what it learned on training patches (a grid of patch/k tiles) carries over
-    to other grid sizes. Each crop is noised like the protocol (same seed per image name).
+    An ASAPNet-denoise model predicts one MLP (or filter) per tile from a low-res grid of tiles;
+    this shows whether what it learned on training patches (a grid of patch/k tiles) carries over
+    to other grid sizes. Each image is noised once (the protocol's noise, seeded by its name) and
+    denoised once whole. For a crop side ``s`` the noisy image is cut into the grid of
+    non-overlapping windows of ``min(s, H) x min(s, W)`` pixels from the top-left corner
+    (``floor(H / s) x floor(W / s)`` of them, ``s = 0``: the one window of the whole image), each
+    window is denoised on its own, and on the union ``R`` of the windows three PSNRs are taken (the
+    protocol's clip and uint8 rounding): of the window outputs, of the full-image output and of the
+    noisy input.
 
     Returns:
-        Rows ``model, crop, n_images, sigma, gain_db`` (mean over images of PSNR(output) - PSNR(noisy)).
+        Rows ``model, crop, n_images, n_windows, sigma, gain_db, gain_full_db, crop_minus_full_db``,
+        means over images of ``PSNR(window outputs) - PSNR(noisy)`` (``gain_db``: the model run on
+        crops of that side), ``PSNR(full-image output) - PSNR(noisy)`` (``gain_full_db``: run on the
+        full image, scored on the same pixels) and of their difference (``crop_minus_full_db``:
+        positive when the model does better on crops); ``n_windows``: windows over all images.
     """
+    noisy_images = [(name, clean, noise_fn(seed)(clean, sigma, name)) for name, clean in images]
     rows = []
     for run_name, model in models.items():
+        full_outputs = [denoise(model, noisy, sigma=sigma) for _, _, noisy in noisy_images]
         for size in sizes:
-            gains = []
-            for name, clean in images:
-                c = clean if not size else np.ascontiguousarray(clean[:size, :size])
-                noisy = noise_fn(seed)(c, sigma, name)
-                out = denoise(model, noisy, sigma=sigma)
-                gains.append(denoise_psnr(c, out) - denoise_psnr(c, noisy))
-            rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "sigma": float(sigma),
-                         "gain_db": float(np.mean(gains))})
+            crop_gain, full_gain, n_windows = [], [], 0
+            for (_, clean, noisy), full in zip(noisy_images, full_outputs):
+                hh, ww = noisy.shape[:2]
+                sh, sw = (hh, ww) if not size else (min(int(size), hh), min(int(size), ww))  # window sides
+                rh, rw = hh // sh * sh, ww // sw * sw  # R: the rows and columns the windows cover
+                stitched = np.empty_like(full[:rh, :rw])  # (rh, rw[, C]): each window's own output
+                for y in range(0, rh, sh):
+                    for x in range(0, rw, sw):
+                        window = np.ascontiguousarray(noisy[y : y + sh, x : x + sw])
+                        stitched[y : y + sh, x : x + sw] = denoise(model, window, sigma=sigma)
+                        n_windows += 1
+                ref = denoise_psnr(clean[:rh, :rw], noisy[:rh, :rw])
+                crop_gain.append(denoise_psnr(clean[:rh, :rw], stitched) - ref)
+                full_gain.append(denoise_psnr(clean[:rh, :rw], full[:rh, :rw]) - ref)
+            rows.append({"model": run_name, "crop": int(size), "n_images": len(images), "n_windows": n_windows,
+                         "sigma": float(sigma), "gain_db": float(np.mean(crop_gain)),
+                         "gain_full_db": float(np.mean(full_gain)),
+                         "crop_minus_full_db": float(np.mean(np.subtract(crop_gain, full_gain)))})
     return pd.DataFrame(rows)
 
 
