@@ -413,12 +413,13 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
                 hh, ww = noisy.shape[:2]
                 sh, sw = (hh, ww) if not size else (min(int(size), hh), min(int(size), ww))  # window sides
                 rh, rw = hh // sh * sh, ww // sw * sw  # R: the rows and columns the windows cover
-                stitched = np.empty_like(full[:rh, :rw])  # (rh, rw[, C]): each window's own output
+                stitched = full if (sh, sw) == (hh, ww) else np.empty_like(full[:rh, :rw])  # (rh, rw[, C])
                 for y in range(0, rh, sh):
                     for x in range(0, rw, sw):
-                        window = np.ascontiguousarray(noisy[y : y + sh, x : x + sw])
-                        stitched[y : y + sh, x : x + sw] = denoise(model, window, sigma=sigma)
                         n_windows += 1
+                        if stitched is not full:  # one window is the whole image: its output is full's
+                            window = np.ascontiguousarray(noisy[y : y + sh, x : x + sw])
+                            stitched[y : y + sh, x : x + sw] = denoise(model, window, sigma=sigma)
                 ref = denoise_psnr(clean[:rh, :rw], noisy[:rh, :rw])
                 crop_gain.append(denoise_psnr(clean[:rh, :rw], stitched) - ref)
                 full_gain.append(denoise_psnr(clean[:rh, :rw], full[:rh, :rw]) - ref)
