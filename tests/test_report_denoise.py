@@ -245,3 +245,23 @@ def test_front_findings_and_plot_without_timing_at_the_plotted_size():
     assert "Pareto front" not in denoise.denoise_findings(ev, other, sigma=25.0)
     fig, pts = denoise.plot_psnr_vs_time(ev, other, pd.DataFrame(columns=["model", "set", "sigma", "name", "psnr", "seconds"]))
     assert pts.empty
+
+
+def test_grid_check_on_identical_pixels_reads_the_difference():
+    """Results of the identical-pixel grid check: the table shows windows minus full image, and a run
+    that loses on the full image is named with the full image's gain on the same pixels."""
+    from lib.report import denoise as rd
+
+    ev = {"grid_check": [
+        {"model": "a", "crop": 128, "n_images": 68, "sigma": 25, "gain_db": 8.0, "crop_minus_full_db": 4.0},
+        {"model": "a", "crop": 0, "n_images": 68, "sigma": 25, "gain_db": 3.0, "crop_minus_full_db": 0.0},
+        {"model": "b", "crop": 128, "n_images": 68, "sigma": 25, "gain_db": 7.0, "crop_minus_full_db": -0.1},
+        {"model": "b", "crop": 0, "n_images": 68, "sigma": 25, "gain_db": 7.1, "crop_minus_full_db": 0.0},
+    ]}
+    train = {m: {"patch_size": 128, "model_config": {"tile_size": 8}} for m in "ab"}
+    table = rd.denoise_grid_table(ev, train)
+    assert "128x128 windows − full image" in table.columns and table.loc["a", "128x128 windows − full image"] == 4.0
+    text = " ".join(rd._grid_findings(ev, train, 25))
+    assert "a (+8.0 dB on 128-px crops" in text and "+4.0 dB on full images" in text
+    assert "b (+7.0 dB" in text and "+7.1 dB on full images" in text
+    assert "same pixels" in rd.grid_caption(ev)
