@@ -5,7 +5,7 @@ Random decisions in the datasets come from :func:`sample_rng`, a NumPy generator
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -169,20 +169,18 @@ def instance_edges(inst) -> torch.Tensor | np.ndarray:
         Same shape, float32 in {0, 1}; same type (NumPy or torch) as the input.
     """
     if isinstance(inst, torch.Tensor):
-        e = torch.zeros(inst.shape, dtype=torch.bool, device=inst.device)
-        dx = inst[..., :, 1:] != inst[..., :, :-1]  # (..., H, W-1)
-        dy = inst[..., 1:, :] != inst[..., :-1, :]  # (..., H-1, W)
-        e[..., :, 1:] |= dx
-        e[..., :, :-1] |= dx
-        e[..., 1:, :] |= dy
-        e[..., :-1, :] |= dy
-        return e.float()
+        return _mark_edges(torch.zeros(inst.shape, dtype=torch.bool, device=inst.device), inst).float()
     inst = np.asarray(inst)
-    e = np.zeros(inst.shape, dtype=bool)
+    return _mark_edges(np.zeros(inst.shape, dtype=bool), inst).astype(np.float32)
+
+
+def _mark_edges(e: Any, inst: Any) -> Any:
+    """Sets ``e`` (bool, the shape of ``inst``; NumPy or torch alike) where a pixel's instance id differs
+    from a 4-neighbour's; returns ``e``."""
     dx = inst[..., :, 1:] != inst[..., :, :-1]  # (..., H, W-1)
     dy = inst[..., 1:, :] != inst[..., :-1, :]  # (..., H-1, W)
     e[..., :, 1:] |= dx
     e[..., :, :-1] |= dx
     e[..., 1:, :] |= dy
     e[..., :-1, :] |= dy
-    return e.astype(np.float32)
+    return e
