@@ -68,6 +68,14 @@ def _args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _publish(src: Path, dest: Path) -> None:
+    """Copies ``src`` to ``dest`` atomically (a temporary file beside ``dest``, renamed into place)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staged = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, staged)
+    os.replace(staged, dest)
+
+
 def main(argv: list[str]) -> int:
     if (missing := missing_packages_message("papermill", "nbconvert")) is not None:
         print(missing, file=sys.stderr)
@@ -90,16 +98,9 @@ def main(argv: list[str]) -> int:
         if code != 0:
             print(f"error: nbconvert failed (exit {code}); {out} was left as it was", file=sys.stderr)
             return code
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staged = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        shutil.copyfile(Path(tmp) / "page.html", staged)
-        os.replace(staged, out)
+        _publish(Path(tmp) / "page.html", out)
         if args.executed:
-            kept = Path(args.executed)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            staged = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-            shutil.copyfile(executed, staged)
-            os.replace(staged, kept)
+            _publish(executed, Path(args.executed))
     print(f"report: {ROOT / out}")
     return 0
 

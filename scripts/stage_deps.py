@@ -142,16 +142,16 @@ def covered(file: str, deps: list[str]) -> bool:
 
 
 def _is_code(dep: str) -> bool:
-    """A lib dependency that holds Python code (package data such as lib/data/checksums does not)."""
+    """A lib dependency that holds (or held: it is gone) Python code; package data such as
+    lib/data/checksums does not."""
     path = ROOT / dep
-    return path.suffix == ".py" or (path.is_dir() and any(path.rglob("*.py")))
+    return path.suffix == ".py" or not path.exists() or (path.is_dir() and any(path.rglob("*.py")))
 
 
-def check(stages: list | None = None) -> list[str]:
-    """One line per stage whose lib deps differ from what its notebook runs (empty: all agree).
-
-    A per-model or per-run stage may list a file that another entry of the same stage runs (the
-    deps of a ``foreach`` are one list), never one that no entry runs."""
+def compare(stages: list | None = None) -> list[tuple[str, str, str, list[str], list[str]]]:
+    """(address, stage name, notebook, lib files it runs that its deps lack, lib deps no entry of the
+    stage runs) for every stage. A per-model or per-run stage may list a file that another entry of
+    the same stage runs (the deps of a ``foreach`` are one list), never one that no entry runs."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = dvc_stages() if stages is None else stages
     needed = {address: {module_file(m) for m in stage_modules(name, key, ROOT / nb, params)}
@@ -159,12 +159,20 @@ def check(stages: list | None = None) -> list[str]:
     union: dict[str, set[str]] = {}
     for address, name, *_ in stages:
         union.setdefault(name, set()).update(needed[address])
-    problems = []
+    out = []
     for address, name, _, deps, _, notebook in stages:
         missing = sorted(f for f in needed[address] if not covered(f, deps))
         extra = sorted(d for d in deps if d.startswith("lib/") and _is_code(d)
                        and not any(covered(f, [d]) for f in union[name]))
-        if notebook not in deps:
+        out.append((address, name, notebook if notebook not in deps else "", missing, extra))
+    return out
+
+
+def check(stages: list | None = None) -> list[str]:
+    """One line per stage whose lib deps differ from what its notebook runs (empty: all agree)."""
+    problems = []
+    for address, _, notebook, missing, extra in compare(stages):
+        if notebook:
             problems.append(f"{address}: its notebook {notebook} is not a dependency")
         if missing:
             problems.append(f"{address}: runs {', '.join(missing)}, not in its deps (dvc.yaml)")
@@ -173,35 +181,17 @@ def check(stages: list | None = None) -> list[str]:
     return problems
 
 
-def missing_by_stage(stages: list | None = None) -> dict[str, set[str]]:
-    """Stage name (a ``foreach`` counts once) -> the lib files some entry runs that its deps lack."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    out: dict[str, set[str]] = {}
-    for address, name, key, deps, _, nb in dvc_stages() if stages is None else stages:
-        needed = {module_file(m) for m in stage_modules(name, key, ROOT / nb, params)}
-        out.setdefault(name, set()).update(f for f in needed if not covered(f, deps))
-    return {k: v for k, v in out.items() if v}
-
-
-def extra_by_stage(stages: list | None = None) -> dict[str, set[str]]:
-    """Stage name -> the lib code deps that no entry of the stage runs."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    needed: dict[str, set[str]] = {}
-    deps_of: dict[str, set[str]] = {}
-    for _, name, key, deps, _, nb in dvc_stages() if stages is None else stages:
-        needed.setdefault(name, set()).update(module_file(m) for m in stage_modules(name, key, ROOT / nb, params))
-        deps_of.setdefault(name, set()).update(d for d in deps if d.startswith("lib/"))
-    out = {name: {d for d in deps if (not (ROOT / d).exists() or _is_code(d))
-                  and not any(covered(f, [d]) for f in needed[name])} for name, deps in deps_of.items()}
-    return {k: v for k, v in out.items() if v}
-
-
 def fix(dvc_file: Path = ROOT / "dvc.yaml") -> list[str]:
     """Inserts each stage's missing lib files into its ``deps`` list, in order among its lib lines, and
     removes the lib deps that no entry runs; every other byte of ``dvc.yaml`` is kept. Returns what changed."""
+    missing: dict[str, set[str]] = {}
+    extra: dict[str, set[str]] = {}
+    for _, name, _, stage_missing, stage_extra in compare():  # a foreach stage's entries count once
+        missing.setdefault(name, set()).update(stage_missing)
+        extra.setdefault(name, set()).update(stage_extra)
     lines = dvc_file.read_text().splitlines(keepends=True)
     added = []
-    for name, files in sorted(extra_by_stage().items()):
+    for name, files in sorted((k, v) for k, v in extra.items() if v):
         start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:")
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("   ")
                     and lines[i].strip()), len(lines))
@@ -210,9 +200,7 @@ def fix(dvc_file: Path = ROOT / "dvc.yaml") -> list[str]:
             if item.startswith("- ") and item[2:].split()[0] in files:
                 added.append(f"{name}: removed {item[2:].split()[0]}")
                 del lines[i]
-    dvc_file.write_text("".join(lines))
-    lines = dvc_file.read_text().splitlines(keepends=True)
-    for name, files in sorted(missing_by_stage().items()):
+    for name, files in sorted((k, v) for k, v in missing.items() if v):
         start = next(i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:")
         deps_at = next(i for i in range(start, len(lines)) if line_key(lines[i]) == "deps")
         indent = len(lines[deps_at]) - len(lines[deps_at].lstrip())
