@@ -205,6 +205,88 @@ def test_best_variant_and_published_values():
     assert ev.best_variant(summary, runs) == "asap_b"
 
 
+def test_best_variant_leaves_out_the_longer_training_rows():
+    summary = pd.DataFrame([{"set": "bsd68", "model": m, "sigma": 25.0, "psnr": v}
+                            for m, v in [("asap_a", 25.0), ("asap_a_4x", 27.0), ("asap_b", 26.0)]])
+    runs = {m: study.DenoiseRun("asapnet_denoise", "train400", "plain") for m in summary["model"]}
+    assert ev.best_variant(summary, runs) == "asap_a_4x"
+    assert ev.best_variant(summary, runs, exclude=["asap_a_4x"]) == "asap_b"
+
+
+def test_run_parents_follow_the_variant_chain_and_name_the_longer_training_rows():
+    asap = lambda v, **kw: {"model": "asapnet_denoise", "variant": v, "data": "train400", "model_cfg": TINY_ASAP,
+                            "train": {"patch_size": 32, **kw}}
+    cnn = lambda d, c, **kw: {"model": "dncnn", "data": "train400", "model_cfg": {"depth": d, "channels": c},
+                              "train": {"patch_size": 20, **kw}}
+    stage = _stage({"big": cnn(5, 16), "small": cnn(3, 8), "small_4x": cnn(3, 8, budget_pixels=400_000),
+                    "plain": asap("plain"), "kernel": asap("kernel"),  # residual not trained: kernel -> plain
+                    "kernel_only": asap("kernel_only"), "kernel_only_4x": asap("kernel_only", budget_pixels=400_000),
+                    "color": {**asap("kernel"), "data": "cbsd432"}},
+                   common={"batch_size": 2, "budget_pixels": 100_000})
+    parents = study.run_parents(stage)
+    assert parents["big"] == (None, None) and parents["small"] == ("big", None)  # CNNs: against DnCNN-20
+    assert parents["plain"] == (None, None) and parents["kernel"] == ("plain", None)  # an untrained row is walked over
+    assert parents["kernel_only"] == ("kernel", None)
+    assert parents["kernel_only_4x"] == ("kernel_only", "4x the training budget of kernel_only")
+    assert parents["small_4x"] == ("small", "4x the training budget of small")
+    assert parents["color"] == (None, None)  # no colour base row was trained
+    table = study.run_table(stage, 32, 48).set_index("run")
+    assert table.loc["kernel_only_4x", "change"] == "4x the training budget of kernel_only"
+    assert table.loc["kernel", "parent"] == "plain" and table.loc["kernel", "change"].startswith("+ a predicted 5x5")
+
+
+def test_ablation_deltas_pair_each_run_with_its_parent():
+    per_image = pd.concat([_pairs([0.5, 1.5, 1.0]),
+                           _pairs([2.0, 2.0, 2.0]).replace({"model": {"a": "c", "b": "a"}})]).drop_duplicates(["model", "name"])
+    out = ev.ablation_deltas(per_image, {"a": "b", "c": "a", "b": None}, [25.0], n_boot=50)
+    got = {(r["model_a"], r["model_b"]): r["mean_diff"] for r in out}
+    assert got[("a", "b")] == pytest.approx(1.0)
+    assert ("c", "a") in got and len(got) == 2
+
+
+def test_psnr_intervals_share_the_resample_and_bracket_the_mean():
+    rng = np.random.default_rng(0)
+    base = rng.normal(28, 2, 30)
+    rows = [{"set": "bsd68", "sigma": 25.0, "model": m, "name": f"im{i}", "psnr": v + off}
+            for m, off in [("a", 0.0), ("b", 1.0)] for i, v in enumerate(base)]
+    rows += [{"set": "bsd68", "sigma": 25.0, "model": "bm3d", "name": f"im{i}", "psnr": 27.0 + i} for i in range(3)]
+    out = ev.psnr_intervals(pd.DataFrame(rows), n_boot=500).set_index("model")
+    assert out.loc["a", "n_images"] == 30 and out.loc["bm3d", "n_images"] == 3
+    assert out.loc["a", "psnr"] == pytest.approx(base.mean())
+    assert out.loc["a", "ci_low"] < out.loc["a", "psnr"] < out.loc["a", "ci_high"]
+    # b is a shifted by 1 dB on every image: with one shared resample its interval is a's shifted by exactly 1 dB
+    assert out.loc["b", "ci_low"] - out.loc["a", "ci_low"] == pytest.approx(1.0)
+    assert out.loc["b", "ci_high"] - out.loc["a", "ci_high"] == pytest.approx(1.0)
+
+
+def test_rival_cnn_is_the_fastest_cnn_at_least_as_good_else_the_nearest_in_time():
+    runs = {"dn20": study.DenoiseRun("dncnn", "train400"), "c7": study.DenoiseRun("dncnn", "train400"),
+            "c8": study.DenoiseRun("dncnn", "train400"), "asap": study.DenoiseRun("asapnet_denoise", "train400", "plain")}
+    timing = pd.DataFrame([{"model": m, "height": 321, "width": 481, "median_ms": t}
+                           for m, t in [("dn20", 900.0), ("c7", 12.0), ("c8", 30.0), ("asap", 20.0)]])
+    summary = lambda asap: pd.DataFrame([{"set": "bsd68", "sigma": 25.0, "model": m, "psnr": v}
+                                         for m, v in [("dn20", 28.6), ("c7", 28.1), ("c8", 28.3), ("asap", asap)]])
+    assert ev.rival_cnn(summary(27.0), timing, runs, "asap", "dn20") == "c7"  # c7 is faster and better
+    assert ev.rival_cnn(summary(28.2), timing, runs, "asap", "dn20") == "c8"  # only c8 is as good
+    assert ev.rival_cnn(summary(28.5), timing, runs, "asap", "dn20") == "c8"  # none is: nearest in log time (30/20 < 20/12)
+    assert ev.rival_cnn(summary(27.0), timing, runs, None, "dn20") is None
+
+
+def test_bm3d_runs_on_every_image_at_its_full_sigmas():
+    images = [(f"im{i}", np.full((8, 8), 100 + i, np.uint8)) for i in range(3)]
+    import lib.models.bm3d as bm3d_module
+    calls = []
+    original = bm3d_module.bm3d_denoise
+    try:
+        bm3d_module.bm3d_denoise = lambda noisy, s: (calls.append(s), noisy)[1]
+        out = ev.evaluate_bm3d({"bsd68": images}, {"bsd68": 1}, [15.0, 25.0], 0, full_sigmas={"bsd68": [25]},
+                               progress=False)
+    finally:
+        bm3d_module.bm3d_denoise = original
+    assert out.groupby("sigma")["name"].nunique().to_dict() == {15.0: 1, 25.0: 3}
+    assert calls == [15.0, 25.0, 25.0, 25.0]
+
+
 def test_with_published_names_official_and_bm3d_rows_only():
     summary = pd.DataFrame([
         {"set": "bsd68", "model": "official_dncnn_b_gray", "kind": "official", "sigma": 25.0},

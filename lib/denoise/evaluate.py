@@ -55,6 +55,9 @@ __all__ = ["outputs", "metrics_document",
     "reference_cnn",
     "paired_bootstrap",
     "paired_differences",
+    "ablation_deltas",
+    "psnr_intervals",
+    "rival_cnn",
     "grid_size_check",
     "in_channels",
     "PER_IMAGE_COLUMNS",
@@ -75,7 +78,8 @@ class EvaluateDenoisingConfig:
 
     sigmas: tuple[float, ...] = (15.0, 25.0, 50.0)  # DnCNN paper, Table II
     sets: dict[str, int] = field(default_factory=lambda: {"bsd68": 0, "set12": 0, "cbsd68": 0})  # set -> first N images (0: all)
-    bm3d_images: dict[str, int] = field(default_factory=lambda: {"bsd68": 0, "cbsd68": 0})  # set -> first N images with (C)BM3D
+    bm3d_images: dict[str, int] = field(default_factory=lambda: {"bsd68": 0, "cbsd68": 0})  # set -> first N images with (C)BM3D (0: none)
+    bm3d_full_sigmas: dict[str, tuple[float, ...]] = field(default_factory=dict)  # set -> sigmas with (C)BM3D on every image
     timing_sizes: tuple[tuple[int, int], ...] = ((321, 481), (1024, 1024))  # (H, W): a BSD68 image; 1 megapixel
     timing_warmup: int = 1
     timing_runs: int = 5
@@ -94,6 +98,11 @@ class EvaluateDenoisingConfig:
         skipped = sorted(set(self.bm3d_images) - set(self.sets))
         if skipped:
             raise ValueError(f"bm3d_images: set(s) {skipped} are not evaluated (not in sets: {', '.join(self.sets)})")
+        for name, full in self.bm3d_full_sigmas.items():
+            if name not in self.bm3d_images:
+                raise ValueError(f"bm3d_full_sigmas: set {name!r} is not in bm3d_images ({', '.join(self.bm3d_images)})")
+            if any(float(s) not in {float(x) for x in self.sigmas} for s in full):
+                raise ValueError(f"bm3d_full_sigmas.{name}={list(full)} must be among sigmas={list(self.sigmas)}")
         if not self.timing_sizes:
             raise ValueError("timing_sizes: expected at least one [H, W]")
         if not 0 < self.grid_check_sigma <= 255:
@@ -228,8 +237,10 @@ def official_rows(official_per_image: pd.DataFrame, test_sets: Mapping[str, Sequ
 
 
 def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], counts: Mapping[str, int],
-                  sigmas: Sequence[float], seed: int, *, progress: bool = True) -> pd.DataFrame:
-    """BM3D (gray) / CBM3D (color) at the true sigma on the first ``counts[set]`` images.
+                  sigmas: Sequence[float], seed: int, *, full_sigmas: Mapping[str, Sequence[float]] | None = None,
+                  progress: bool = True) -> pd.DataFrame:
+    """BM3D (gray) / CBM3D (color) at the true sigma on the first ``counts[set]`` images of each
+    set listed in ``counts`` (0: none), and on every image at the sigmas ``full_sigmas[set]``.
 
     Returns:
         Per-image rows, ``model = "bm3d"``, ``kind = "classical"``.
@@ -238,10 +249,13 @@ def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], cou
 
     frames = []
     for set_name, n in counts.items():
-        if not n or set_name not in test_sets:
+        if set_name not in test_sets:
             continue
-        images = list(test_sets[set_name])[: int(n)]
+        full = {float(x) for x in (full_sigmas or {}).get(set_name, ())}
         for sigma in sigmas:
+            images = list(test_sets[set_name])[: None if float(sigma) in full else int(n)]
+            if not images:
+                continue
             df = evaluate_denoiser(lambda noisy, s=sigma: bm3d_denoise(noisy, s), images, [sigma], seed,
                                    noise_fn(seed), progress=progress)
             frames.append(df.assign(set=set_name, model="bm3d", kind="classical"))
@@ -249,9 +263,10 @@ def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], cou
 
 
 def bm3d_subset(per_image: pd.DataFrame, bm3d: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``per_image`` on the (set, image) pairs BM3D ran on: the like-for-like table."""
-    names = set(zip(bm3d["set"], bm3d["name"]))
-    return per_image[[(s, n) in names for s, n in zip(per_image["set"], per_image["name"])]]
+    """The rows of ``per_image`` on the (set, image, sigma) triples BM3D ran on: the like-for-like table."""
+    done = set(zip(bm3d["set"], bm3d["name"], bm3d["sigma"].astype(float)))
+    keys = zip(per_image["set"], per_image["name"], per_image["sigma"].astype(float))
+    return per_image[[k in done for k in keys]]
 
 
 def images_by_set(per_image: pd.DataFrame) -> dict[str, list[str]]:
@@ -322,9 +337,10 @@ def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequen
 
 
 def best_variant(summary: pd.DataFrame, runs: Mapping[str, DenoiseRun], set_name: str = "bsd68",
-                 sigma: float = 25.0) -> str | None:
-    """The ASAPNet-denoise run with the highest mean PSNR on ``set_name`` at ``sigma``."""
-    asap = [n for n, r in runs.items() if r.model == "asapnet_denoise"]
+                 sigma: float = 25.0, exclude: Sequence[str] = ()) -> str | None:
+    """The ASAPNet-denoise run with the highest mean PSNR on ``set_name`` at ``sigma``, runs in
+    ``exclude`` left out (the longer-training rows, so that the choice is made at equal budget)."""
+    asap = [n for n, r in runs.items() if r.model == "asapnet_denoise" and n not in exclude]
     rows = summary[(summary["set"] == set_name) & (summary["sigma"] == float(sigma)) & summary["model"].isin(asap)]
     if rows.empty:
         return None
@@ -368,7 +384,7 @@ def paired_bootstrap(per_image: pd.DataFrame, model_a: str, model_b: str, set_na
 
 def paired_differences(per_image: pd.DataFrame, best: str | None, reference: str | None, sigmas: Sequence[float],
                        n_boot: int = 2000, seed: int = 0) -> list[dict]:
-    """:func:`paired_bootstrap` of the best ASAPNet variant against the reference CNN on every
+    """:func:`paired_bootstrap` of the best ASAPNet variant against a CNN (``reference``) on every
     gray test set and sigma they were both scored on (empty when either is missing)."""
     if not best or not reference:
         return []
@@ -379,6 +395,74 @@ def paired_differences(per_image: pd.DataFrame, best: str | None, reference: str
             if r is not None:
                 out.append(r)
     return out
+
+
+def ablation_deltas(per_image: pd.DataFrame, parents: Mapping[str, str | None], sigmas: Sequence[float],
+                    n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """:func:`paired_bootstrap` of every run against the run it changes (``parents``: run -> that run,
+    :func:`lib.denoise.study.run_parents`) on every test set and sigma both were scored on: the
+    ablation's per-change deltas with their intervals."""
+    out = []
+    sets = list(dict.fromkeys(per_image["set"])) if len(per_image) else []
+    for run, parent in parents.items():
+        if not parent:
+            continue
+        for set_name in sets:
+            for sigma in sigmas:
+                r = paired_bootstrap(per_image, run, parent, set_name, sigma, n_boot, seed)
+                if r is not None:
+                    out.append(r)
+    return out
+
+
+def psnr_intervals(per_image: pd.DataFrame, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Mean PSNR of every model per (set, sigma) with a paired percentile bootstrap interval: the images
+    every model of that (set, sigma) was scored on are resampled once per replicate and the same
+    resample is used for every model, so the intervals of two models move together as a paired
+    comparison would (a model scored on fewer images, BM3D on a subset, gets its own resample).
+
+    Returns:
+        Rows ``set, sigma, model, n_images, psnr, ci_low, ci_high, level, n_boot``.
+    """
+    rows = []
+    tail = (1.0 - level) / 2
+    for (set_name, sigma), g in per_image.groupby(["set", "sigma"], sort=False):
+        table = g.pivot_table(index="name", columns="model", values="psnr", sort=False)  # (images, models)
+        groups: dict[tuple, list[str]] = {}
+        for model in table.columns:
+            names = tuple(sorted(table.index[table[model].notna()]))
+            groups.setdefault(names, []).append(model)
+        for names, models in groups.items():
+            values = table.loc[list(names), models].to_numpy(dtype=float)  # (N, M)
+            rng = np.random.default_rng(seed)
+            idx = rng.integers(0, len(names), size=(n_boot, len(names)))  # (n_boot, N) shared by the M models
+            means = values[idx].mean(axis=1)  # (n_boot, M)
+            low, high = np.quantile(means, tail, axis=0), np.quantile(means, 1 - tail, axis=0)
+            for j, model in enumerate(models):
+                rows.append({"set": set_name, "sigma": float(sigma), "model": model, "n_images": len(names),
+                             "psnr": float(values[:, j].mean()), "ci_low": float(low[j]), "ci_high": float(high[j]),
+                             "level": level, "n_boot": int(n_boot)})
+    return pd.DataFrame(rows, columns=["set", "sigma", "model", "n_images", "psnr", "ci_low", "ci_high", "level", "n_boot"])
+
+
+def rival_cnn(summary: pd.DataFrame, timing: pd.DataFrame, runs: Mapping[str, DenoiseRun], best: str | None,
+              reference: str | None, set_name: str = "bsd68", sigma: float = 25.0,
+              size: Sequence[int] = (321, 481)) -> str | None:
+    """The plain CNN the verdict on ``best`` rests on: of our DnCNN-style runs of ``best``'s data
+    other than the ``reference`` (DnCNN-20), the fastest one at ``size`` that is at least as good as
+    ``best`` at ``sigma`` on ``set_name``; when none is, the one nearest to ``best`` in log time."""
+    if best is None or best not in runs:
+        return None
+    t = timing[(timing["height"] == size[0]) & (timing["width"] == size[1])].set_index("model")["median_ms"]
+    rows = summary[(summary["set"] == set_name) & (summary["sigma"] == float(sigma))].set_index("model")["psnr"]
+    cnns = [n for n, r in runs.items() if r.model == "dncnn" and r.data == runs[best].data and n != reference
+            and n in t.index and n in rows.index]
+    if not cnns or best not in t.index or best not in rows.index:
+        return None
+    good = [n for n in cnns if rows[n] >= rows[best]]
+    if good:
+        return min(good, key=lambda n: t[n])
+    return min(cnns, key=lambda n: abs(np.log(t[n] / t[best])))
 
 
 def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
@@ -431,10 +515,12 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
 
 
 def metrics_document(meta: dict, run_table: pd.DataFrame, summary: pd.DataFrame, bm3d_summary: pd.DataFrame,
-                     grid: pd.DataFrame, paired: list) -> dict:
+                     grid: pd.DataFrame, paired: list, ablation: list | None = None,
+                     intervals: pd.DataFrame | None = None) -> dict:
     """The ``evaluate_denoising`` metrics file (``reports/metrics/denoise_eval.json``): provenance, the
-    runs, the PSNR/SSIM summary on common images, the BM3D subset, the tile-grid check and the paired
-    bootstrap differences."""
+    runs, the PSNR/SSIM summary on common images, the BM3D subset, the tile-grid check, the paired
+    bootstrap differences (best ASAPNet run against the CNNs; every run against the run it changes)
+    and the bootstrap intervals of every model's mean PSNR."""
     return {
         "meta": meta,
         "runs": run_table.to_dict(orient="records"),
@@ -442,6 +528,8 @@ def metrics_document(meta: dict, run_table: pd.DataFrame, summary: pd.DataFrame,
         "bm3d_subset": bm3d_summary.to_dict(orient="records"),
         "grid_check": grid.to_dict(orient="records"),
         "paired_difference": paired,
+        "ablation_delta": list(ablation or []),
+        "psnr_interval": [] if intervals is None else intervals.to_dict(orient="records"),
     }
 
 

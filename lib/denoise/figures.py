@@ -19,24 +19,26 @@ Denoiser = Callable[[np.ndarray, float], np.ndarray]
 
 
 def crop_denoisers(models: Mapping[str, torch.nn.Module], runs: Mapping[str, DenoiseRun], best: str | None,
-                   weights_dir: str | Path, reference: str | None = None) -> dict[str, Denoiser]:
-    """The denoisers shown in the crop figure: the official DnCNN-B, our reference CNN and the
-    best ASAPNet-denoise variant (those of the last two that were trained).
+                   weights_dir: str | Path, cnns: Sequence[str | None] = ()) -> dict[str, Denoiser]:
+    """The denoisers shown in the crop figure: the official DnCNN-B, our CNNs ``cnns`` (the
+    reference DnCNN-20 and the plain CNN the verdict rests on) and the best ASAPNet-denoise variant
+    (those that were trained).
 
     Args:
         models: run name -> trained model (:func:`lib.denoise.evaluate.load_trained`).
         runs: run name -> its settings.
         best: the best ASAPNet-denoise run (:func:`lib.denoise.evaluate.best_variant`) or None.
         weights_dir: the weights folder holding the official DnCNN files.
-        reference: our reference CNN run (:func:`lib.denoise.evaluate.reference_cnn`) or None.
+        cnns: our CNN runs to show (:func:`lib.denoise.evaluate.reference_cnn`,
+            :func:`lib.denoise.evaluate.rival_cnn`; None entries are skipped).
 
     Returns:
         label -> ``(noisy, sigma) -> output``, in the figure's column order.
     """
     b_gray = dncnn.load_official(dncnn.official_path("dncnn_b_gray", weights_dir))
     denoisers: dict[str, Denoiser] = {"official DnCNN-B": lambda x, s: denoise(b_gray, x)}
-    ours = runs[reference].label or reference if reference in runs else "our DnCNN"
-    for label, run in [(ours, reference), (f"ASAPNet {runs[best].variant if best else ''}", best)]:
+    shown = [(runs[c].label or c, c) for c in dict.fromkeys(cnns) if c in runs]
+    for label, run in [*shown, (f"ASAPNet {runs[best].variant if best else ''}", best)]:
         if run in models:
             denoisers[label] = lambda x, s, m=models[run]: denoise(m, x, sigma=s)
     return denoisers

@@ -24,7 +24,7 @@ import torch
 from lib.config import ConfigError, check_keys, deep_merge, from_dict
 from lib.data import denoise as dn_data
 from lib.models import make_config
-from lib.models.asapnet_denoise import VARIANT_CHANGE, VARIANTS, variant_config
+from lib.models.asapnet_denoise import VARIANT_BASE, VARIANT_CHANGE, VARIANTS, variant_config
 from lib.models.complexity import complexity
 from lib.train.denoise import DenoiseTrainConfig, pixel_samples
 
@@ -36,6 +36,7 @@ __all__ = ["outputs", "run_summary",
     "training_images",
     "run_cost",
     "run_change",
+    "run_parents",
     "TRAIN_SETS",
     "TEST_SETS_FOR",
     "VARIANT_CHANGES",
@@ -165,19 +166,61 @@ def run_change(run: DenoiseRun, model_cfg: Any) -> str:
     return VARIANT_CHANGES[run.variant]
 
 
+def run_parents(stage: TrainDenoiserStage) -> dict[str, tuple[str | None, str | None]]:
+    """Run -> ``(the run it changes, the change in words when it is not the run's own)``: the row
+    each ablation delta is taken against.
+
+    - A run that repeats another run (same model, variant, model config and data) with more
+      training pixel-samples: that run, "<x> the training budget" (the longer-training rows).
+    - An ASAPNet-denoise run: the run of its variant's base row (:data:`VARIANT_BASE`) with the same
+      data and budget, walking over base rows that were not trained; None at the chain's root.
+    - A DnCNN-style run: the DnCNN-style run with the most MACs of the same data and budget (our
+      DnCNN-20, the reference); None for the reference itself.
+    """
+    spec = {}
+    for name in stage.runs:
+        run, model_cfg, train_cfg = run_settings(stage, name)
+        pixels = train_cfg.budget_pixels or pixel_samples(train_cfg, train_cfg.total_steps)  # the planned budget
+        spec[name] = (run, repr(model_cfg), pixels, run_cost(run, model_cfg)["gmacs"])
+    parents: dict[str, tuple[str | None, str | None]] = {}
+    for name, (run, cfg, pixels, _) in spec.items():
+        same = [n for n, (r, c, p, _) in spec.items()
+                if n != name and (r.model, r.variant, r.data, c) == (run.model, run.variant, run.data, cfg) and p < pixels]
+        if same:
+            shorter = max(same, key=lambda n: spec[n][2])  # the longest of the shorter runs
+            parents[name] = (shorter, f"{pixels / spec[shorter][2]:.3g}x the training budget of {shorter}")
+            continue
+        peers = {n: v for n, v in spec.items() if v[0].data == run.data and v[2] == pixels}
+        if run.model == "dncnn":
+            cnns = [n for n, v in peers.items() if v[0].model == "dncnn"]
+            ref = max(cnns, key=lambda n: peers[n][3])
+            parents[name] = (None if ref == name else ref, None)
+            continue
+        by_variant = {v[0].variant: n for n, v in peers.items() if v[0].model == run.model}
+        base = VARIANT_BASE.get(run.variant)
+        while base is not None and base not in by_variant:
+            base = VARIANT_BASE.get(base)
+        parents[name] = (by_variant.get(base) if base else None, None)
+    return parents
+
+
 def run_table(stage: TrainDenoiserStage, height: int = 321, width: int = 481) -> pd.DataFrame:
-    """One row per run: label, model, variant, change, data, params, GMACs at ``height x width``,
-    and its planned training: steps, batch, patch sides and training pixel-samples."""
+    """One row per run: label, model, variant, change, the run it changes (``parent``,
+    :func:`run_parents`), data, params, GMACs at ``height x width``, and its planned training:
+    steps, batch, patch sides and training pixel-samples."""
     rows = []
+    parents = run_parents(stage)
     for name in stage.runs:
         run, model_cfg, train_cfg = run_settings(stage, name)
         c = run_cost(run, model_cfg, height, width)
+        parent, change = parents[name]
         rows.append({
             "run": name,
             "label": run.label or name,
             "model": run.model,
             "variant": run.variant,
-            "change": run_change(run, model_cfg),
+            "change": change or run_change(run, model_cfg),
+            "parent": parent,
             "data": run.data,
             "params": c["params"],
             "gmacs": c["gmacs"],
