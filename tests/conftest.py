@@ -243,4 +243,7 @@ TINY_MODELS = {
                              slicing="bilinear", intensity_bins=2),  # every stream: front, MLP, bilateral filter
                         [(2, 1, 32, 32)], {"sigma": 25.0}),
     "segmenter": (dict(arch="unet", num_classes=4, width=4, depth=2), [(2, 3, 32, 32)], {}),
+    # the frozen Inception is full size (random weights here); 80 px: about the smallest input it takes
+    "inception_segmenter": (dict(arch="inception_unet", num_classes=4, input_scale=1.0, decoder_width=4, width=4, depth=2),
+                            [(2, 3, 80, 80)], {}),
 }

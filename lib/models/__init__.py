@@ -17,7 +17,7 @@ from torch import nn
 from lib.checkpoint import check_finite_state, load_checkpoint
 from lib.config import from_dict
 
-__all__ = ["MODELS", "build", "config_class", "model_class", "make_config", "load_model", "model_name"]
+__all__ = ["MODELS", "SEGMENTERS", "build", "config_class", "model_class", "make_config", "load_model", "model_name"]
 
 # name -> (module, model class, config class)
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -28,7 +28,9 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "dncnn": ("lib.models.dncnn", "DnCNN", "DnCNNConfig"),
     "asapnet_denoise": ("lib.models.asapnet_denoise", "ASAPNetDenoiser", "ASAPNetDenoiseConfig"),
     "segmenter": ("lib.models.segmentation", "SegmentationNet", "SegmentationNetConfig"),
+    "inception_segmenter": ("lib.models.inception_segmenter", "InceptionSegmenter", "InceptionSegmenterConfig"),
 }
+SEGMENTERS = ("segmenter", "inception_segmenter")  # the registered segmentation families (the mIoU protocol)
 
 
 def _entry(name: str) -> tuple[Any, Any]:

@@ -37,12 +37,14 @@ def _meta_cfg(name: str, cfg: Mapping[str, Any] | Any) -> Mapping[str, Any] | An
     return cfg
 
 
-def params_on_meta(name: str, cfg: Mapping[str, Any] | Any = None) -> int:
-    """Parameters of registered model ``name`` with ``cfg``, built on the meta device."""
+def params_on_meta(name: str, cfg: Mapping[str, Any] | Any = None, trainable_only: bool = False) -> int:
+    """Parameters of registered model ``name`` with ``cfg``, built on the meta device (only those
+    that train, ``requires_grad``, with ``trainable_only``: not a frozen backbone)."""
     from lib.models import build
 
     with torch.device("meta"):
-        return count_params(build(name, cfg))
+        model = build(name, cfg)
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad)) if trainable_only else count_params(model)
 
 
 def macs_on_meta(
