@@ -41,6 +41,7 @@ RECORD_NAME = ".{stem}.default-values.yaml"  # beside params.yaml: the texts tha
 UNSET = "!unset"
 # scale -> the scales applied before it, in order
 CHAINS: dict[str, tuple[str, ...]] = {"paper-smoke": ("paper",)}
+ENTRY_SECTIONS = ("datasets",)  # sections whose entries a scale may add (the paired datasets it studies)
 
 Path_ = tuple[str, ...]
 
@@ -198,6 +199,8 @@ def select(name: str, params_file: Path | None = None, scales_dir: Path | None =
         current = yaml.safe_load(text)
         for path, value in _leaves(_load(file), current):
             for depth in (1, 2):  # a section and its first-level keys must exist: a typo is not a new key
+                if depth == 2 and path[0] in ENTRY_SECTIONS:  # ... except a new entry of a section of entries
+                    continue
                 if len(path) >= depth and _get(current, path[:depth]) is None:
                     raise ConfigError(f"{file}: key {'.'.join(path[:depth])} does not exist in {params_file}")
             text, old = splice(text, path, render(value), str(file), align=True)

@@ -86,18 +86,30 @@ def notebook_imports(notebook: Path) -> tuple[set[str], set[str]]:
     return modules, stages
 
 
+def matrix_item(stage: str, key: str, params: dict) -> dict[str, str]:
+    """The matrix values of a generated stage's key (``facades-asapnet`` -> dataset and model)."""
+    if stage != "train_translation":
+        raise KeyError(f"{stage}: not a matrix stage")
+    for model in params["train_translation"]["models"]:
+        dataset = key[: -len(model) - 1]
+        if key.endswith(f"-{model}") and dataset in params["translation"]["datasets"]:
+            return {"dataset": dataset, "model": model}
+    raise KeyError(f"{stage}@{key}: no study dataset and model of params.yaml give this key")
+
+
 def registry_models(stage: str, key: str | None, params: dict) -> set[str]:
     """Model registry names a stage builds or loads, from its settings in ``params`` (``key``: the
-    ``foreach`` entry of a per-model or per-run stage)."""
+    ``foreach`` / ``matrix`` entry of a per-study, per-model or per-run stage)."""
     translation = params["train_translation"]["models"]
     runs = params["train_denoiser"]["runs"]
     generators = {m["generator"] for m in translation.values()}
+    segmenters = {"segmenter", "inception_segmenter"}  # a study's recipe picks one (train_segmenter.arch)
     if stage == "train_translation":
-        return {translation[key]["generator"], "patchgan"}
+        return {translation[matrix_item(stage, key, params)["model"]]["generator"], "patchgan"}
     if stage == "evaluate_translation":
-        return generators | {"segmenter"}
+        return generators | segmenters
     if stage == "train_segmenter":
-        return {"segmenter"}
+        return segmenters
     if stage == "time_translation":
         return set(params["time_translation"]["models"]) | generators
     if stage == "train_denoiser":

@@ -633,9 +633,37 @@ def _bad_value_in_a_section_another_stage_reads(env: Env) -> Expect:
 def _label_nc_below_the_dataset_labels(env: Env) -> Expect:
     from lib.stages import load_stage
 
-    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["asapnet"]["generator_cfg"].update(label_nc=12))
-    return Expect(lambda: load_stage("train_translation", path), ConfigError,
-                  ["train_translation.models.asapnet.generator_cfg.label_nc=12", "13 label ids"])
+    path = _params(env.tmp, lambda p: p["translation"]["per_dataset"]["facades"]["train_translation"]["common"][
+        "generator_cfg"].update(label_nc=12))
+    return Expect(lambda: load_stage("train_translation", path, "facades"), ConfigError,
+                  ["translation.per_dataset.facades.train_translation.common.generator_cfg.label_nc=12",
+                   "13 one-hot label channels"])
+
+
+@error_row
+def _label_nc_of_another_study(env: Env) -> Expect:
+    """A study's label channels written into the shared recipe: the other study names the key."""
+    from lib.stages import check_params
+
+    path = _params(env.tmp, lambda p: p["train_translation"]["models"]["pix2pixhd"]["generator_cfg"].update(label_nc=13))
+    return Expect(lambda: check_params(path), ConfigError,
+                  ["train_translation.models.pix2pixhd.generator_cfg.label_nc=13", "'camvid' has 12"])
+
+
+@error_row
+def _study_without_its_dataset_entry(env: Env) -> Expect:
+    from lib.stages import check_params
+
+    path = _params(env.tmp, lambda p: p["translation"].update(datasets=["facades", "camvid", "mine"]))
+    return Expect(lambda: check_params(path), ConfigError, ["translation.datasets[2]", "'mine'", "datasets section"])
+
+
+@error_row
+def _bad_dataset_entry(env: Env) -> Expect:
+    from lib.stages import check_params
+
+    path = _params(env.tmp, lambda p: p["datasets"]["camvid"]["splits"]["train"].update(photos="train"))
+    return Expect(lambda: check_params(path), ConfigError, ["datasets.camvid.splits.train.list", "not both"])
 
 
 @error_row

@@ -26,8 +26,9 @@ from PIL import Image
 from lib import config, scales
 from lib.paths import ROOT
 
-TRANSLATION_STAGES = ["train_translation@asapnet", "train_translation@pix2pixhd", "train_segmenter",
-                      "evaluate_translation", "time_translation"]
+STUDY = "cityscapes_subset"  # scales/paper-smoke.yaml: the Cityscapes entry at the subset's folder
+TRANSLATION_STAGES = [f"train_translation@{STUDY}-asapnet", f"train_translation@{STUDY}-pix2pixhd",
+                      f"train_segmenter@{STUDY}", f"evaluate_translation@{STUDY}", "time_translation"]
 MODELS = ("asapnet", "pix2pixhd")
 CITYSCAPES_LABEL_NC = 35  # SPADE/ASAPNet --label_nc 35 (labelIds 0..33 + 1)
 
@@ -52,21 +53,23 @@ def test_translation_stages_run_on_cityscapes(paper_repo):
     dest, _, log = paper_repo
     params = config.load_params(dest / "params.yaml")
     stage = params["train_translation"]
-    assert stage["dataset"] == "cityscapes" and params["scale"] == "smoke"
+    assert params["translation"]["datasets"] == [STUDY] and params["scale"] == "smoke"
+    data_root = params["datasets"][STUDY]["root"]
     size = stage["common"]["size"]
     metrics = dest / "reports" / "metrics"
     for name in ("train_asapnet.json", "train_pix2pixhd.json", "losses_asapnet.csv", "losses_pix2pixhd.csv",
-                 "train_segmenter.json", "translation_eval.json", "translation_eval.csv",
-                 "translation_timing.json", "translation_timing.csv"):
+                 "train_segmenter.json", "translation_eval.json", "translation_eval.csv"):
+        assert (metrics / "translation" / STUDY / name).is_file(), f"{name} missing; dvc log:\n{log[-3000:]}"
+    for name in ("translation_timing.json", "translation_timing.csv"):
         assert (metrics / name).is_file(), f"{name} missing; dvc log:\n{log[-3000:]}"
 
     # the generators: 35 one-hot label channels + 1 instance-edge channel; H x 2H out
-    item = translation_dataset("cityscapes", dest / stage["data_root"], "train", size)[0]
+    item = translation_dataset("cityscapes", dest / data_root, "train", size)[0]
     assert item["label"].shape == (size, 2 * size) and item["instance_edge"].shape == (1, size, 2 * size)
     for model in MODELS:
-        summary = json.loads((metrics / f"train_{model}.json").read_text())
-        assert (summary["scale"], summary["dataset"], summary["vgg_used"]) == ("smoke", "cityscapes", False)
-        out = dest / "data" / "processed" / "translation" / model
+        summary = json.loads((metrics / "translation" / STUDY / f"train_{model}.json").read_text())
+        assert (summary["scale"], summary["dataset"], summary["vgg_used"]) == ("smoke", STUDY, False)
+        out = dest / "data" / "processed" / "translation" / STUDY / model
         generator = load_model(out / "generator.pt").eval()
         onehot, edge = generator_inputs(generator, item["label"][None], item["instance_edge"][None])
         assert onehot.shape == (1, CITYSCAPES_LABEL_NC, size, 2 * size) and edge.shape == (1, 1, size, 2 * size)
@@ -79,11 +82,11 @@ def test_translation_stages_run_on_cityscapes(paper_repo):
 
     # evaluation: H x 2H images, mIoU over the 19 trainIds
     train_classes = label_set("cityscapes").class_names
-    ev = json.loads((metrics / "translation_eval.json").read_text())
+    ev = json.loads((metrics / "translation" / STUDY / "translation_eval.json").read_text())
     assert ev["meta"]["size"] == [size, 2 * size]
     assert ev["meta"]["class_names"] == list(train_classes) and len(train_classes) == 19
     n = ev["meta"]["n_images"]
-    test_items = [translation_dataset("cityscapes", dest / stage["data_root"], stage["test_split"], size)[i]
+    test_items = [translation_dataset("cityscapes", dest / data_root, stage["test_split"], size)[i]
                   for i in range(n)]
     present = set(np.unique(label_set("cityscapes").targets(torch.stack([it["label"] for it in test_items])).numpy()))
     present.discard(IGNORE_INDEX)
@@ -96,14 +99,14 @@ def test_translation_stages_run_on_cityscapes(paper_repo):
         assert present <= defined, (row["model"], present - defined)
         assert float(row["miou"]) == pytest.approx(np.mean([v for v in iou.values() if not math.isnan(v)]))
     for model in (*MODELS, "real"):
-        files = sorted((dest / "data" / "processed" / "evaluation" / model).glob("*.png"))
+        files = sorted((dest / "data" / "processed" / "evaluation" / STUDY / model).glob("*.png"))
         assert len(files) == n
         assert all(Image.open(f).size == (2 * size, size) for f in files)  # PIL: (W, H)
 
     # timing: the generators as trained take 35 labels at H x 2H
     timing = json.loads((metrics / "translation_timing.json").read_text())
     trained = {t["model"]: t for t in timing["meta"]["trained"]}
-    assert set(trained) == set(MODELS)
+    assert set(trained) == set(MODELS) and {t["dataset"] for t in trained.values()} == {STUDY}
     for t in trained.values():
         assert (t["height"], t["width"], t["label_nc"]) == (size, 2 * size, CITYSCAPES_LABEL_NC)
     import pandas as pd
@@ -160,7 +163,7 @@ def test_paper_scale_without_its_files_stops_before_training(tmp_path):
     for model in stage.models:
         out = tmp_path / "out" / model
         cells = _code_cells("03-train-translation.ipynb")
-        at, err = _run_until_error(cells, dict(params_file=str(params), model=model, output_root=str(out)))
+        at, err = _run_until_error(cells, dict(params_file=str(params), dataset="cityscapes", model=model, output_root=str(out)))
         assert isinstance(err, FileNotFoundError), repr(err)
         message = str(err)
         for fragment in (str(vgg), f"train_translation.models.{model}.loss.vgg_weights", VGG19_URL):
@@ -170,7 +173,7 @@ def test_paper_scale_without_its_files_stops_before_training(tmp_path):
 
     cells = _code_cells("05-evaluate-translation.ipynb")
     images = tmp_path / "evaluation"
-    at, err = _run_until_error(cells, dict(params_file=str(params), translation_dir=str(tmp_path / "t"),
+    at, err = _run_until_error(cells, dict(params_file=str(params), dataset="cityscapes", translation_dir=str(tmp_path / "t"),
                                            segmenter_dir=str(tmp_path / "seg"), output_root=str(images)))
     assert isinstance(err, FileNotFoundError), repr(err)
     for fragment in (str(drn), "evaluate_translation.segmenter", DRN_URL):

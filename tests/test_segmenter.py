@@ -191,7 +191,7 @@ def test_config_validation_and_the_size_from_the_translation_stage():
     assert trainer.SegmenterTrainConfig().total_steps(318) == 8 * 39
     assert trainer.poly_factor(0, 10) == 1.0 and trainer.poly_factor(10, 10) == 0.0
     assert trainer.poly_factor(5, 10) == pytest.approx(0.5**0.9)
-    stage = from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"asapnet": {}}})
+    stage = from_dict(TranslationTrainStage, {"common": {"size": 64, "generator_cfg": {"label_nc": 13}}, "models": {"asapnet": {}}})
     assert trainer.segmenter_config(trainer.SegmenterTrainConfig(), stage).size == 64
     assert trainer.segmenter_config(trainer.SegmenterTrainConfig(size=64), stage).size == 64
     with pytest.raises(ConfigError, match="train_segmenter.size=128 differs from the translation size 64"):

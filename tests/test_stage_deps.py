@@ -15,7 +15,7 @@ from lib.paths import ROOT
 sys.path.insert(0, str(ROOT / "scripts"))
 import stage_deps  # noqa: E402
 
-# stage -> "module:function" naming its outputs (the function takes the foreach key, if any)
+# stage -> "module:function" naming its outputs (the function takes the foreach key, or the matrix values, if any)
 OUTPUTS = {
     "fetch": "lib.data.fetch:outputs",
     "dncnn_official": "lib.denoise.official:outputs",
@@ -44,7 +44,7 @@ def test_a_missing_dependency_is_named_with_its_stage(stages, dropped):
     without depending on them) fail the check, naming the stage and the file."""
     cut = [(a, n, k, [d for d in deps if d != dropped], outs, nb) for a, n, k, deps, outs, nb in stages]
     problems = stage_deps.check(cut)
-    assert any(p.startswith("train_translation@asapnet: runs") and dropped in p for p in problems), problems
+    assert any(p.startswith("train_translation@facades-asapnet: runs") and dropped in p for p in problems), problems
 
 
 def test_a_dependency_no_entry_runs_is_named(stages):
@@ -74,12 +74,17 @@ def test_items_come_from_params_and_outputs_from_lib(stages):
             continue
         module, func = OUTPUTS[name].split(":")
         fn = getattr(importlib.import_module(module), func)
-        named = set((fn(key) if key else fn()).values())
+        if name == "train_translation":
+            named = set(fn(**stage_deps.matrix_item(name, key, params)).values())
+        else:
+            named = set((fn(key) if key else fn()).values())
         executed = {o for o in outs if o.startswith("reports/runs/")}
         assert len(executed) == 1 and executed.pop().endswith(".ipynb"), f"{address}: one executed notebook"
         assert set(outs) - {o for o in outs if o.startswith("reports/runs/")} == named, (
             f"{address}: dvc.yaml declares {sorted(outs)}, {module}.{func} names {sorted(named)}")
-    assert by_name["train_translation"] == set(params["train_translation"]["models"])
+    studies = params["translation"]["datasets"]
+    assert by_name["train_translation"] == {f"{d}-{m}" for d in studies for m in params["train_translation"]["models"]}
+    assert by_name["train_segmenter"] == by_name["evaluate_translation"] == set(studies)
     assert by_name["train_denoiser"] == set(params["train_denoiser"]["runs"])
 
 
@@ -100,7 +105,7 @@ def test_a_third_model_and_a_new_run_are_one_params_edit(tmp_path, data_mirror, 
     text = (dest / "params.yaml").read_text()
     model = ("    spade:                   # a third model: SPADE, the registry's own file\n"
              "      generator: spade\n"
-             "      generator_cfg: {label_nc: 13, use_instance_edge: false, ngf: 4, spade_hidden: 8,"
+             "      generator_cfg: {use_instance_edge: false, ngf: 4, spade_hidden: 8,"
              " num_upsampling_layers: normal}\n"
              "      discriminator_cfg: {ndf: 8}\n"
              "      steps: 2\n")
@@ -110,10 +115,10 @@ def test_a_third_model_and_a_new_run_are_one_params_edit(tmp_path, data_mirror, 
     (dest / "params.yaml").write_text(text)
     run_checked(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "third model"], dest, env)
     listed = run_checked([sys.executable, "-m", "dvc", "stage", "list"], dest, env)
-    assert "train_translation@spade" in listed and "train_denoiser@cnn_3x4" in listed
+    assert "train_translation@facades-spade" in listed and "train_denoiser@cnn_3x4" in listed
     check = subprocess.run([sys.executable, "scripts/stage_deps.py"], cwd=dest, env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    run_checked([sys.executable, "-m", "dvc", "repro", "train_translation@spade", "train_denoiser@cnn_3x4"], dest, env)
-    for path in ("reports/metrics/train_spade.json", "reports/figures/stages/samples_spade.png",
+    run_checked([sys.executable, "-m", "dvc", "repro", "train_translation@facades-spade", "train_denoiser@cnn_3x4"], dest, env)
+    for path in ("reports/metrics/translation/facades/train_spade.json", "reports/figures/stages/translation/facades/samples_spade.png",
                  "reports/metrics/train_denoise_cnn_3x4.json", "reports/metrics/losses_denoise_cnn_3x4.csv"):
         assert (dest / path).is_file(), path

@@ -71,10 +71,16 @@ def test_geometry_and_translation_size_are_computed_once():
     assert generator_overrides("pix2pixhd", {"ngf": 8}, 64) == {"ngf": 8}
     with pytest.raises(ValueError, match="height=32 differs from size=64"):
         generator_overrides("asapnet", {"height": 32}, 64)
-    stage = from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"asapnet": {}, "pix2pixhd": {"generator": "pix2pixhd"}}})
+    common = {"size": 64, "generator_cfg": {"label_nc": 13}}  # Facades: 13 one-hot channels
+    stage = from_dict(TranslationTrainStage, {"common": common, "models": {"asapnet": {}, "pix2pixhd": {"generator": "pix2pixhd"}}})
     assert translation_size(stage) == 64
     with pytest.raises(ConfigError, match="share one size"):  # refused when the section loads
-        from_dict(TranslationTrainStage, {"common": {"size": 64}, "models": {"a": {}, "b": {"size": 32}}})
+        from_dict(TranslationTrainStage, {"common": common, "models": {"asapnet": {}, "pix2pixhd": {"generator": "pix2pixhd", "size": 32}}})
+    with pytest.raises(ConfigError, match=r"train_translation.models.a.generator: 'asapnet' differs from the model's key 'a'"):
+        from_dict(TranslationTrainStage, {"common": common, "models": {"a": {}}}, where="train_translation")
+    with pytest.raises(ConfigError, match=r"train_translation.common.generator_cfg.label_nc=12: dataset 'facades' has 13"):
+        from_dict(TranslationTrainStage, {"common": {**common, "generator_cfg": {"label_nc": 12}}, "models": {"asapnet": {}}},
+                  where="train_translation")
 
 
 @pytest.mark.parametrize("mode", ["hinge", "lsgan"])

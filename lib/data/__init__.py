@@ -3,7 +3,7 @@ configured by entries such as those of :mod:`lib.data.catalog`), image I/O and t
 from __future__ import annotations
 
 import os
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 from torch.utils.data import Dataset
 
@@ -54,7 +54,7 @@ def generator_geometry(overrides: Mapping[str, Any], config_fields: Collection[s
     return out
 
 
-def translation_dataset(dataset: Any, root: str | os.PathLike | None, split: str, size: int | None = None,
+def translation_dataset(dataset: Any, root: str | os.PathLike | None, split: str | Sequence[str], size: int | None = None,
                         seed: int = 0, section: Mapping[str, Any] | None = None) -> Dataset:
     """A label -> photo dataset, unflipped (the GAN trainer flips): :class:`lib.data.paired.PairedDataset`.
 
@@ -63,7 +63,7 @@ def translation_dataset(dataset: Any, root: str | os.PathLike | None, split: str
             ``camvid``) or a :class:`lib.data.paired.PairedConfig`.
         root: the dataset folder, replacing the entry's ``root`` (``None``: keep it).
         split: a split of the entry (Facades ``train`` / ``test``, Cityscapes and CamVid ``train`` /
-            ``val`` / ``test``).
+            ``val`` / ``test``), or a list of splits (their pairs in order).
         size: image height (the width keeps the entry's aspect); ``None``: the entry's ``size``.
         seed: sampling seed of the dataset.
         section: the ``datasets`` section of ``params.yaml``, when there is one.

@@ -404,17 +404,17 @@ class PairedDataset(Dataset):
     a missing file stops here and not in the middle of training.
     """
 
-    def __init__(self, cfg: PairedConfig, split: str, size: int | Sequence[int] | None = None,
+    def __init__(self, cfg: PairedConfig, split: str | Sequence[str], size: int | Sequence[int] | None = None,
                  flip: bool = False, seed: int = 0):
         """Args:
         cfg: the dataset.
-        split: a key of ``cfg.splits``.
+        split: a key of ``cfg.splits``, or several: their pairs in that order (CamVid's train + val).
         size: item height (the width keeps ``cfg.size``'s aspect), ``(H, W)``, or ``None`` for ``cfg.size``.
         flip: random horizontal flips.
         seed: seed of the flip decisions.
         """
         self.cfg, self.split = cfg, split
-        self.pairs = split_pairs(cfg, split)
+        self.pairs = [p for name in ([split] if isinstance(split, str) else split) for p in split_pairs(cfg, name)]
         self.size = training_size(cfg, size)
         self.flip, self.seed, self.epoch = bool(flip), int(seed), 0
         self._valid = _valid_ids(cfg, class_names(cfg))

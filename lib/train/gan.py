@@ -50,7 +50,9 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lib.config import ConfigError, check_keys, deep_merge, from_dict, to_dict
+from lib.data.catalog import dataset_config
 from lib.data.images import write_image
+from lib.data.paired import PairedConfig
 from lib.data.transforms import one_hot
 from lib.device import autocast_dtype_name, check_device, check_precision
 from lib.models import build, make_config
@@ -210,32 +212,37 @@ class GANTrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TranslationTrainStage:
-    """``train_translation``: label -> photo GAN training, one run per model, same data and budget.
+    """``train_translation``: label -> photo GAN training of one study, one run per model, same data and budget.
 
     ``common`` holds the settings every model shares (data size, epochs, batch, logging);
     ``models.<name>`` each model's recipe. Both merge into a :class:`GANTrainConfig` (see
-    :func:`gan_config`).
+    :func:`gan_config`). ``dataset`` and ``data`` are the study's (filled in by
+    :func:`lib.stages.load_stage` from ``translation.datasets`` and the ``datasets`` section, with
+    the study's ``translation.per_dataset.<dataset>.train_translation`` settings merged over the
+    section); not written in ``params.yaml``.
     """
 
-    dataset: str = "facades"  # a key of lib.data.TRANSLATION_DATASETS
-    data_root: str = "data/raw/facades"
+    dataset: str = "facades"  # the study; a built-in entry of lib.data.catalog when ``data`` is None
+    data: PairedConfig | None = None  # the study's paired dataset (root, classes, aspect)
     train_split: str = "train"
     test_split: str = "test"
     common: dict[str, Any] = dataclasses.field(default_factory=dict)
     models: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from lib.data import TRANSLATION_DATASETS
+        from lib.train.gan_checks import check_stage
 
-        if self.dataset not in TRANSLATION_DATASETS:
-            raise ValueError(f"dataset={self.dataset!r}; known: {', '.join(TRANSLATION_DATASETS)}")
-        if not self.models:
-            raise ValueError("models: expected at least one model recipe")
-        from lib.train.gan_checks import check_recipe
-
-        for model in self.models:  # every recipe and the configs it derives are checked when the section loads
-            check_recipe(self, model)
+        check_stage(self)  # the study's dataset and splits, every recipe and the configs it derives
         translation_size(self)
+
+    def paired(self) -> PairedConfig:
+        """The study's dataset: ``data``, else the built-in entry named ``dataset``."""
+        return self.data if self.data is not None else dataset_config(self.dataset)
+
+    @property
+    def data_root(self) -> str:
+        """The study's dataset folder (relative paths: from the project root)."""
+        return self.paired().root
 
 
 def gan_config(stage: TranslationTrainStage, model: str) -> GANTrainConfig:
@@ -477,10 +484,10 @@ def train_gan(
     return {k: out[k] for k in keys}
 
 
-def outputs(model: str) -> dict[str, str]:
-    """The ``train_translation@<model>`` stage's outputs (project-relative; ``dvc.yaml`` declares the same
-    paths from the same model list)."""
-    return {"out_dir": f"data/processed/translation/{model}",
-            "summary_out": f"reports/metrics/train_{model}.json",
-            "losses_out": f"reports/metrics/losses_{model}.csv",
-            "samples_out": f"reports/figures/stages/samples_{model}.png"}
+def outputs(dataset: str, model: str) -> dict[str, str]:
+    """The ``train_translation@<dataset>-<model>`` stage's outputs (project-relative; ``dvc.yaml`` declares
+    the same paths from the same study and model lists)."""
+    return {"out_dir": f"data/processed/translation/{dataset}/{model}",
+            "summary_out": f"reports/metrics/translation/{dataset}/train_{model}.json",
+            "losses_out": f"reports/metrics/translation/{dataset}/losses_{model}.csv",
+            "samples_out": f"reports/figures/stages/translation/{dataset}/samples_{model}.png"}

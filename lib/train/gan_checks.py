@@ -15,11 +15,11 @@ import re
 from typing import Any, Mapping, Sequence
 
 from lib.config import ConfigError
-from lib.data import TRANSLATION_DATASETS
+from lib.data.paired import label_channels
 from lib.models import make_config
 from lib.models.generate import GENERATORS, generator_overrides, size_multiple
 
-__all__ = ["written_at", "check_recipe"]
+__all__ = ["written_at", "check_stage", "check_recipe", "check_label_maps"]
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -57,6 +57,34 @@ def _unknown_keys(message: str, key: str) -> str:
         return f"{key}: {message}"
     names = ", ".join(f"{key}.{k.strip()}" for k in m.group(1).split(","))
     return f"{key}: unknown key(s) {names}{m.group(2) or ''}"
+
+
+def check_stage(stage: Any) -> None:
+    """The checks of a ``train_translation`` section when it loads: the study's dataset (built in
+    when no entry is given) and its splits, then every model's recipe (:func:`check_recipe`),
+    each model keyed by its generator's registry name (``dvc.yaml`` tracks ``lib/models/<key>.py``).
+
+    Raises:
+        ValueError / ConfigError: the first bad value, named by its key.
+    """
+    if stage.data is None:
+        from lib.data import TRANSLATION_DATASETS
+
+        if stage.dataset not in TRANSLATION_DATASETS:
+            raise ValueError(f"dataset={stage.dataset!r}; known: {', '.join(TRANSLATION_DATASETS)}")
+    elif stage.data.name not in ("", stage.dataset):
+        raise ValueError(f"dataset={stage.dataset!r} but data describes {stage.data.name!r}")
+    for key in ("train_split", "test_split"):
+        if getattr(stage, key) not in stage.paired().splits:
+            raise ValueError(f"{key}={getattr(stage, key)!r}: dataset {stage.dataset!r} has the splits "
+                             f"{', '.join(stage.paired().splits)}")
+    if not stage.models:
+        raise ValueError("models: expected at least one model recipe")
+    for model in stage.models:
+        generator = check_recipe(stage, model).generator
+        if generator != model:
+            raise ConfigError(f"{written_at(stage, model, ['generator'])}: {generator!r} differs from the model's key "
+                              f"{model!r}; name each model by its generator (dvc.yaml tracks lib/models/<key>.py)")
 
 
 def check_recipe(stage: Any, model: str) -> Any:
@@ -103,11 +131,11 @@ def check_recipe(stage: Any, model: str) -> Any:
     if cfg.size % mh:
         raise ConfigError(f"{size_key}: {cfg.size} is not a multiple of {mh}, which the {cfg.generator} generator needs")
     label_nc, use_edge = _conditioning(g_cfg)
-    needed = TRANSLATION_DATASETS.get(stage.dataset, 0)
-    if label_nc < needed:
+    needed = label_channels(stage.paired())
+    if label_nc != needed:
         key = written_at(stage, model, ["generator_cfg", "label_nc"])
-        raise ConfigError(f"{key}={label_nc}: train_translation.dataset {stage.dataset!r} has {needed} label ids "
-                          f"(0..{needed - 1}); label_nc must be at least {needed}")
+        raise ConfigError(f"{key}={label_nc}: dataset {stage.dataset!r} has {needed} one-hot label channels "
+                          f"(ids 0..{needed - 1}, datasets.{stage.dataset}); label_nc must be {needed}")
     dcfg_key = written_at(stage, model, ["discriminator_cfg"])
     try:
         _discriminator_config(cfg, label_nc, use_edge)
@@ -116,3 +144,50 @@ def check_recipe(stage: Any, model: str) -> Any:
         message = _reblame(text, "models.patchgan.", lambda path: f"{dcfg_key}.{'.'.join(path)}")
         raise ConfigError(message or _unknown_keys(text, dcfg_key)) from e
     return cfg
+
+
+def check_label_maps(stage: Any, model: str, dataset: Any) -> int:
+    """Where training starts: the generator's ``label_nc`` against the label maps on disk.
+
+    The one-hot input has ``label_nc`` channels (the recipe's ``generator_cfg.label_nc``); the
+    dataset's entry gives :func:`lib.data.paired.label_channels` (its classes, plus the ignore id's
+    channel), and every training label map is read to find the largest id it holds (the ignore id
+    as its channel). Both must fit: ``label_nc`` equals the channels and exceeds every id.
+
+    Args:
+        stage: the ``train_translation`` settings of the study.
+        model: a key of ``stage.models``.
+        dataset: the training set, a :class:`lib.data.paired.PairedDataset` (``cfg``, ``pairs``).
+
+    Returns:
+        The largest channel index found in the label maps.
+
+    Raises:
+        ConfigError: ``label_nc`` differs from the channels, or a label map holds an id at or
+            above it (names the params key, the dataset and the file).
+    """
+    from lib.data.images import read_label
+    from lib.train.gan import _conditioning, gan_config
+
+    cfg = gan_config(stage, model)
+    label_nc, _ = _conditioning(make_config(cfg.generator, generator_overrides(cfg.generator, cfg.generator_cfg, cfg.size)))
+    key = written_at(stage, model, ["generator_cfg", "label_nc"])
+    paired = dataset.cfg
+    channels = label_channels(paired)
+    if label_nc != channels:
+        raise ConfigError(f"{key}={label_nc}: the training data ({paired.name or paired.root}) have {channels} one-hot "
+                          f"label channels; label_nc must be {channels}")
+    top = -1
+    for pair in dataset.pairs:
+        ids = read_label(pair.label, modes=(paired.label_mode,))
+        if paired.ignore_id is not None and paired.ignore_id >= paired.num_classes:
+            ignored = ids == paired.ignore_id  # the ignore id becomes channel num_classes
+            if ignored.any():
+                top = max(top, paired.num_classes)
+            ids = ids[~ignored]
+        if ids.size:
+            top = max(top, int(ids.max()))
+        if top >= label_nc:
+            raise ConfigError(f"{key}={label_nc}: {pair.label} holds label id {top}; the one-hot input needs "
+                              f"label_nc > {top}")
+    return top

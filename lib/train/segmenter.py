@@ -8,6 +8,13 @@ training photos of the same dataset, at the translation models' image size
 generated test images are compared against. Targets come from the dataset's
 :class:`lib.data.labels.LabelSet`.
 
+Networks (:func:`network_config`): the U-Net trained from scratch (or a torchvision architecture,
+:mod:`lib.models.segmentation`), or a light decoder on frozen ImageNet features of pytorch-fid's
+InceptionV3 (``arch: inception``, optionally beside the U-Net: ``inception_unet``;
+:mod:`lib.models.inception_segmenter`), whose backbone is read from the FID Inception weights
+(:func:`lib.metrics.fid.ensure_inception_weights`) and never trained. The photos may come from
+several splits of the dataset (``train_splits``: CamVid's train + val).
+
 Training recipe (not from the paper; a standard from-scratch segmentation recipe): pixel-wise
 cross-entropy with ``ignore_index = 255`` (optionally class-weighted, :func:`class_weights`),
 AdamW, "poly" learning rate ``lr * (1 - step / total)^0.9`` (DeepLab, Chen et al. 2017),
@@ -18,8 +25,8 @@ computes in bf16 natively (``precision: auto``). The config's defaults are the p
 measured effects on the real-photo mIoU are in ``benchmarks/NOTES.md``. The loop, data order,
 resume, checkpoints, loss CSV and DDP are :func:`lib.train.loop.run`'s.
 
-Outputs (rank 0) in ``out_dir``: ``checkpoint.pt`` (``model = "segmenter"``, ``config`` = the
-:class:`lib.models.segmentation.SegmentationNetConfig`; loads with
+Outputs (rank 0) in ``out_dir``: ``checkpoint.pt`` (``model`` = the family's registry name,
+``segmenter`` or ``inception_segmenter``, ``config`` = its network config; loads with
 :func:`lib.models.load_model`) and ``losses.csv`` (:data:`LOSS_COLUMNS`).
 """
 from __future__ import annotations
@@ -37,7 +44,10 @@ from torch.utils.data import Dataset
 from lib.config import ConfigError, from_dict
 from lib.data.labels import LabelSet, label_set
 from lib.device import autocast_dtype_name, check_device, check_precision
-from lib.models.segmentation import ARCHS, SegmentationNet, SegmentationNetConfig
+from lib.models import build, make_config
+from lib.models.inception_segmenter import ARCHS as FEATURE_ARCHS
+from lib.models.inception_segmenter import load_backbone
+from lib.models.segmentation import ARCHS as NET_ARCHS
 from lib.train.common import check_unflipped
 from lib.train.gan import TranslationTrainStage, translation_size
 from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trainer, run
@@ -45,6 +55,8 @@ from lib.train.loop import CHECKPOINT_NAME, LOSSES_NAME, EpochItems, Parts, Trai
 __all__ = ["outputs",
     "SegmenterTrainConfig",
     "segmenter_config",
+    "network_config",
+    "ARCHS",
     "train_segmenter",
     "poly_factor",
     "augment_item",
@@ -57,14 +69,16 @@ __all__ = ["outputs",
     "RESUME_KEYS",
 ]
 
-MODEL_NAME = "segmenter"  # registry name: the ``model`` key of the checkpoints written here
+MODEL_NAME = "segmenter"  # registry name of the from-scratch family (the feature family: inception_segmenter)
+ARCHS = NET_ARCHS + FEATURE_ARCHS  # every network the stage trains
 LOSS_COLUMNS = ("step", "epoch", "loss", "pixel_accuracy", "lr", "seconds")
 POLY_POWER = 0.9  # DeepLab (Chen et al. 2017): poly learning-rate policy power
 
 # Training settings that fix the trajectory or the outputs: a checkpoint made with other values
 # cannot be resumed into this run (run length, budget, threads, device and workers may change).
-RESUME_KEYS = ("seed", "arch", "width", "size", "batch_size", "epochs", "lr", "weight_decay", "flip",
-               "scale_range", "color_jitter", "class_weights", "precision", "log_every")
+RESUME_KEYS = ("seed", "arch", "width", "input_scale", "decoder_width", "size", "batch_size", "epochs", "lr",
+               "weight_decay", "flip", "scale_range", "color_jitter", "class_weights", "precision", "log_every",
+               "train_splits")
 _AUGMENT_STREAM = 4  # SeedSequence spawn key of the scale/crop/colour draws (flips use sample_rng)
 CLASS_WEIGHTINGS = ("none", "inverse_sqrt")
 
@@ -78,8 +92,14 @@ class SegmenterTrainConfig:
 
     Attributes:
         seed: seeds the initial weights, the data order and the flips.
-        arch: one of :data:`ARCHS`.
-        width: U-Net base width (ignored by the torchvision architectures).
+        arch: one of :data:`ARCHS`: ``unet`` (from scratch), ``inception`` (a decoder on frozen
+            InceptionV3 features), ``inception_unet`` (both), or a torchvision architecture.
+        width: U-Net base width (``unet``, ``inception_unet``; ignored by the others).
+        input_scale: ``inception*``: the photo is resized by this factor before the backbone.
+        decoder_width: ``inception*``: channels of the decoder.
+        train_splits: the dataset splits whose photos train the segmenter (CamVid: train and val).
+        fid_weights: ``inception*``: the FID Inception weights file (``None``: the lookup of
+            :func:`lib.metrics.fid.ensure_inception_weights`).
         size: image height the data must have (Facades: square; Cityscapes: width = 2 x height);
             0 takes the translation models' size (:func:`segmenter_config`), which it must equal.
         batch_size: items per step, summed over ranks.
@@ -115,6 +135,10 @@ class SegmenterTrainConfig:
     seed: int = 0
     arch: str = "unet"
     width: int = 16  # not from the paper: 0.80 GMAC per 128x128 image (module doc)
+    input_scale: float = 2.0  # not from the paper: lib.models.inception_segmenter's calibration
+    decoder_width: int = 64  # not from the paper
+    train_splits: tuple[str, ...] = ("train",)
+    fid_weights: str | None = None
     size: int = 0  # 0: train_translation's size (segmenter_config)
     batch_size: int = 8  # not from the paper
     epochs: int = 8  # not from the paper
@@ -137,7 +161,11 @@ class SegmenterTrainConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        for name in ("width", "batch_size", "epochs", "log_every"):
+        if not self.train_splits or len(set(self.train_splits)) != len(self.train_splits):
+            raise ValueError(f"train_splits must be distinct split names, at least one, got {list(self.train_splits)}")
+        if not 0.25 <= self.input_scale <= 4:
+            raise ValueError(f"input_scale must be in [0.25, 4], got {self.input_scale}")
+        for name in ("width", "decoder_width", "batch_size", "epochs", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("size", "max_steps", "checkpoint_every", "threads", "workers"):
@@ -179,6 +207,17 @@ def segmenter_config(cfg: SegmenterTrainConfig, stage: TranslationTrainStage) ->
         raise ConfigError(f"train_segmenter.size={cfg.size} differs from the translation size {size} "
                           "(train_translation); leave it out or set it equal")
     return dataclasses.replace(cfg, size=size)
+
+
+def network_config(cfg: SegmenterTrainConfig, labels: LabelSet) -> tuple[str, Any]:
+    """The registry name and network config of the segmenter ``cfg`` trains for ``labels``:
+    ``inception_segmenter`` for the frozen-feature architectures, else ``segmenter``."""
+    if cfg.arch in FEATURE_ARCHS:
+        return "inception_segmenter", make_config("inception_segmenter", {
+            "arch": cfg.arch, "num_classes": labels.num_classes, "input_scale": cfg.input_scale,
+            "decoder_width": cfg.decoder_width, "width": cfg.width, "label_set": labels.name})
+    return MODEL_NAME, make_config(MODEL_NAME, {"arch": cfg.arch, "num_classes": labels.num_classes, "width": cfg.width,
+                                                "label_set": labels.name})
 
 
 def poly_factor(step: int, total: int, power: float = POLY_POWER) -> float:
@@ -345,16 +384,29 @@ def train_segmenter(
         raise ValueError(f"training images are {h} px high but size={cfg.size}")
     n_items = len(dataset)
     full = cfg.epochs * cfg.steps_per_epoch(n_items)  # the poly schedule always spans the whole run
-    net_cfg = SegmentationNetConfig(arch=cfg.arch, num_classes=lset.num_classes, width=cfg.width, label_set=lset.name)
+    net_name, net_cfg = network_config(cfg, lset)
+    backbone = None
+    if cfg.arch in FEATURE_ARCHS:  # the frozen ImageNet features: checked and found before anything is trained
+        from lib.metrics.fid import ensure_inception_weights
+        from lib.paths import project_path
+
+        given = None if cfg.fid_weights is None else project_path(cfg.fid_weights)
+        if given is not None and not given.is_file():
+            raise FileNotFoundError(f"FID Inception weights not found: {given} (params key train_segmenter.fid_weights)")
+        backbone = ensure_inception_weights(given)
     weights = class_weights(targets.pixel_counts()) if cfg.class_weights == "inverse_sqrt" else None
     precision = {}
 
     def build_parts(device: torch.device) -> Parts:
-        net = SegmentationNet(net_cfg).to(device)
+        net = build(net_name, net_cfg)
+        if backbone is not None:
+            load_backbone(net, backbone)
+        net = net.to(device)
         precision["name"] = autocast_dtype_name(cfg.precision, device)
         bf16 = precision["name"] == "bf16"
         weight = None if weights is None else weights.to(device)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        trained = [p for p in net.parameters() if p.requires_grad]  # not the frozen backbone
+        optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: poly_factor(s, full))
 
         def step(batch: dict, _step: int, nets: dict[str, nn.Module]) -> dict:
@@ -372,7 +424,7 @@ def train_segmenter(
             optimizer.step()
             return {"loss": loss, "pixel_accuracy": acc}
 
-        return Parts(MODEL_NAME, net_cfg, {"segmenter": net}, {"adamw": optimizer}, {"poly": scheduler}, step,
+        return Parts(net_name, net_cfg, {"segmenter": net}, {"adamw": optimizer}, {"poly": scheduler}, step,
                      extra={"label_set": lset.name, "precision": precision["name"]})
 
     trainer = Trainer(name=cfg.arch, cfg=cfg, items=EpochItems(targets, cfg.seed, cfg.flip), num_items=n_items,
@@ -387,9 +439,10 @@ def train_segmenter(
             "final_pixel_accuracy": final["pixel_accuracy"], **{k: out[k] for k in tail}}
 
 
-def outputs() -> dict[str, str]:
-    """The ``train_segmenter`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
-    return {"out_dir": "data/processed/segmenter",
-            "summary_out": "reports/metrics/train_segmenter.json",
-            "losses_out": "reports/metrics/losses_segmenter.csv",
-            "grid_out": "reports/figures/stages/segmenter_test_samples.png"}
+def outputs(dataset: str) -> dict[str, str]:
+    """The ``train_segmenter@<dataset>`` stage's outputs (project-relative; ``dvc.yaml`` declares the same
+    paths from the same study list)."""
+    return {"out_dir": f"data/processed/segmenter/{dataset}",
+            "summary_out": f"reports/metrics/translation/{dataset}/train_segmenter.json",
+            "losses_out": f"reports/metrics/translation/{dataset}/losses_segmenter.csv",
+            "grid_out": f"reports/figures/stages/translation/{dataset}/segmenter_test_samples.png"}

@@ -50,7 +50,7 @@ from lib.io import write_csv, write_json
 from lib.metrics import bootstrap
 from lib.metrics import fid as fidlib
 from lib.paths import project_path
-from lib.models import load_model, model_name
+from lib.models import SEGMENTERS, load_model, model_name
 from lib.models.segmentation import DRN_CITYSCAPES_MEAN, DRN_CITYSCAPES_STD, load_torchscript_segmenter
 from lib.translation.image_sets import generate_test_images, reference_images
 from lib.train.gan_outputs import EVAL_GENERATOR_NAME
@@ -283,8 +283,8 @@ def build_segmenter(
         if checkpoint is None:
             raise ValueError("segmenter 'trained' needs the segmenter checkpoint")
         model = load_model(checkpoint, map_location=device)
-        if model_name(model) != "segmenter":
-            raise ValueError(f"{checkpoint}: holds model {model_name(model)!r}, not a segmenter")
+        if model_name(model) not in SEGMENTERS:
+            raise ValueError(f"{checkpoint}: holds model {model_name(model)!r}, not a segmenter ({', '.join(SEGMENTERS)})")
         net = model.cfg
         if net.label_set != labels.name or net.num_classes != labels.num_classes:
             raise ValueError(
@@ -295,8 +295,12 @@ def build_segmenter(
         trained = dict(ck.get("params") or {})
         if size is not None and trained.get("size") not in (None, size):
             warnings.warn(f"{checkpoint}: segmenter trained at {trained.get('size')} px, evaluated at {size} px")
+        what = (f"{net.arch} (decoder width {net.decoder_width} on frozen ImageNet InceptionV3 features"
+                + (f", U-Net width {net.width}" if net.arch == "inception_unet" else "") + ")"
+                if model_name(model) == "inception_segmenter" else f"{net.arch} (width {net.width})")
+        splits = "+".join(trained.get("train_splits") or ["train"])
         desc = (
-            f"{net.arch} (width {net.width}) trained in this project on the real {labels.name} training photos "
+            f"{what} trained in this project on the real {labels.name} {splits} photos "
             f"at {trained.get('size', '?')} px for {ck['step']} steps, {labels.num_classes} classes"
         )
         return model, desc
@@ -463,11 +467,12 @@ def write_results(
     return Path(json_path), Path(csv_path)
 
 
-def outputs() -> dict[str, str]:
-    """The ``evaluate_translation`` stage's outputs (project-relative; ``dvc.yaml`` declares the same paths)."""
-    return {"images_dir": "data/processed/evaluation",
-            "metrics_out": "reports/metrics/translation_eval.json",
-            "table_out": "reports/metrics/translation_eval.csv",
-            "per_class_out": "reports/metrics/translation_per_class_iou.csv",
-            "curves_out": "reports/metrics/translation_curves.csv",
-            "grid_out": "reports/figures/stages/translation_samples.png"}
+def outputs(dataset: str) -> dict[str, str]:
+    """The ``evaluate_translation@<dataset>`` stage's outputs (project-relative; ``dvc.yaml`` declares the
+    same paths from the same study list)."""
+    return {"images_dir": f"data/processed/evaluation/{dataset}",
+            "metrics_out": f"reports/metrics/translation/{dataset}/translation_eval.json",
+            "table_out": f"reports/metrics/translation/{dataset}/translation_eval.csv",
+            "per_class_out": f"reports/metrics/translation/{dataset}/translation_per_class_iou.csv",
+            "curves_out": f"reports/metrics/translation/{dataset}/translation_curves.csv",
+            "grid_out": f"reports/figures/stages/translation/{dataset}/translation_samples.png"}
