@@ -1,10 +1,13 @@
 """The ``time_translation`` stage: its config, the grid of timed cells, and the result tables.
 
-Every model of the stage in its paper configuration (:func:`lib.translation.workload.timing_config`)
-at every size under every threads setting, plus the generators as trained, one row per cell,
-timed by the protocol of :mod:`lib.metrics.timing`, with budget controls: a per-setting limit on
-one forward (cells predicted to exceed it are skipped and recorded), and the number of runs
-chosen from a time budget per cell (docs/design.md#timing-protocol).
+Every model of the stage in its paper configuration (:func:`lib.translation.workload.timing_config`,
+random weights: the architecture comparison) at every size under every threads setting, one row
+per cell, timed by the protocol of :mod:`lib.metrics.timing`, with budget controls: a
+per-setting limit on one forward (cells predicted to exceed it are skipped and recorded), and
+the number of runs chosen from a time budget per cell (docs/design.md#timing-protocol). The
+generators as trained in each study (trained weights, study size and 256x512, fp32 and bf16)
+are timed in one interleaved run by :mod:`lib.translation.trained_timing`; their rows join the
+grid's in the stage's results (:func:`trained_generators` lists them).
 """
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import torch
 
-from lib.config import ConfigError, from_dict, to_dict
+from lib.config import from_dict, to_dict
 from lib.data import image_size
 from lib.data.images import write_image
 from lib.device import all_cores, check_device, resolve_device
@@ -62,6 +65,7 @@ GRID_COLUMNS = (
     "threads_setting", "threads", "max_forward_s", "params", "gmacs", "macs_counted_on", "status", "predicted_ms",
     "first_forward_ms", "median_ms", "q25_ms", "q75_ms", "p90_ms", "min_ms", "mean_ms", "runs", "warmup", "timer",
     "peak_memory_mib", "peak_memory_kind", "e2e_median_ms", "e2e_p90_ms", "e2e_runs", "note", "torch_version",
+    "dataset", "weights", "psnr_vs_fp32_db",  # the generators as trained (lib.translation.trained_timing)
 )
 
 
@@ -101,8 +105,9 @@ class TimeTranslationConfig:
     A grid (:func:`timing_grid`): each model of ``models`` in its paper
     configuration (:func:`lib.translation.workload.timing_config`, ``label_nc`` labels, random
     weights) at each size of ``sizes`` under each threads setting of ``settings`` (on CUDA once
-    per TF32 flag of ``tf32``); with ``trained``, also each generator of ``train_translation``
-    as trained (its config, image size and label count) at all threads.
+    per TF32 flag of ``tf32``); with ``trained``, also each generator as trained in each study
+    (:mod:`lib.translation.trained_timing`: its trained weights at its study size and, with its
+    trained widths, at ``trained_sizes``; fp32 and bf16; one interleaved run).
 
     Attributes:
         seed: seeds the random weights and the example label map.
@@ -122,7 +127,10 @@ class TimeTranslationConfig:
         dtype: ``fp32``, ``bf16`` or ``fp16`` (model and inputs).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``.
         tf32: on CUDA, the TF32 flags timed (one row each); ignored on the CPU.
-        trained: also time the generators as trained in ``train_translation``.
+        trained: also time the generators as trained (each study's ``train_translation``).
+        trained_sizes: ``[height, width]`` sizes the trained architectures are also timed at.
+        trained_warmup: untimed forwards of every trained cell before the interleaved rounds.
+        trained_rounds: interleaved rounds; each times one forward of every trained cell.
         model_overrides: model -> config keys applied over its paper config (smaller models).
     """
 
@@ -144,6 +152,9 @@ class TimeTranslationConfig:
     device: str = "auto"
     tf32: tuple[bool, ...] = (False, True)
     trained: bool = True
+    trained_sizes: tuple[tuple[int, int], ...] = ((256, 512),)  # sec. 4: Cityscapes 256x512
+    trained_warmup: int = 2
+    trained_rounds: int = 15  # not from the paper
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -173,28 +184,28 @@ class TimeTranslationConfig:
         check_device(self.device)
         if not self.tf32:
             raise ValueError("tf32: expected at least one flag, e.g. [false]")
+        for i, hw in enumerate(self.trained_sizes):
+            if len(hw) != 2 or min(int(v) for v in hw) < 1:
+                raise ValueError(f"trained_sizes[{i}]={list(hw)}: expected [height, width], both > 0")
+        if self.trained_warmup < 0 or self.trained_rounds < 1:
+            raise ValueError(f"trained_warmup={self.trained_warmup} must be >= 0 and trained_rounds={self.trained_rounds} >= 1")
 
 
 def trained_generators(stage: TranslationTrainStage) -> list[dict]:
-    """Each generator of the ``train_translation`` stage as trained: its registry name and full
-    config (``height`` = ``size`` where the config has one), image size and label count.
+    """Each generator of a study's ``train_translation`` stage as trained: its registry name and
+    full config (``height`` = ``size`` where the config has one), image size and label count.
 
     Returns:
-        ``[{"model": key of train_translation.models, "generator", "config", "height", "width",
-        "label_nc"}, ...]``.
-
-    Raises:
-        lib.config.ConfigError: an unknown ``train_translation.dataset``.
+        ``[{"dataset": the study, "model": key of train_translation.models, "generator", "config",
+        "height", "width", "label_nc"}, ...]``.
     """
     out = []
     for key in stage.models:
         gc = gan_config(stage, key)
-        try:
-            height, width = image_size(stage.dataset, gc.size)
-        except KeyError as e:
-            raise ConfigError(f"train_translation.dataset: {e.args[0]}") from e
+        height, width = image_size(stage.paired(), gc.size)
         cfg = make_config(gc.generator, generator_overrides(gc.generator, gc.generator_cfg, gc.size))  # as lib.train.gan
         out.append({
+            "dataset": stage.dataset,
             "model": key,
             "generator": gc.generator,
             "config": to_dict(cfg),
@@ -205,17 +216,15 @@ def trained_generators(stage: TranslationTrainStage) -> list[dict]:
     return out
 
 
-def plan_grid(cfg: Any, trained: Sequence[Mapping[str, Any]] = (), device: str | torch.device = "cpu") -> list[dict]:
+def plan_grid(cfg: Any, device: str | torch.device = "cpu") -> list[dict]:
     """The cells :func:`timing_grid` runs, in order (nothing is built or timed).
 
     Paper-config cells: for each model, the sizes in ascending pixel count, and at each size
     every threads setting and (CUDA only) TF32 flag; so a model is built once per size, and
-    each cell's prediction comes from a smaller size of the same setting. Then
-    one cell per ``trained`` generator at all threads (never skipped; TF32 off on CUDA).
+    each cell's prediction comes from a smaller size of the same setting.
 
     Args:
         cfg: the ``time_translation`` config (:class:`TimeTranslationConfig`).
-        trained: :func:`trained_generators` output (empty: no trained cells).
         device: the device timed (decides whether TF32 variants exist).
 
     Returns:
@@ -241,13 +250,6 @@ def plan_grid(cfg: Any, trained: Sequence[Mapping[str, Any]] = (), device: str |
                         "setting": si, "threads_setting": setting.threads, "max_forward_s": setting.max_forward_s,
                         "tf32": flag, "end_to_end": bool(cfg.end_to_end and (h, w) in e2e_sizes), "allow_skip": True,
                     })
-    for t in trained:
-        cells.append({
-            "kind": "trained", "model": t["model"], "generator": t["generator"], "config": dict(t["config"]),
-            "height": int(t["height"]), "width": int(t["width"]), "label_nc": int(t["label_nc"]),
-            "setting": -1, "threads_setting": 0, "max_forward_s": 0.0,
-            "tf32": "off" if dev.type == "cuda" else "-", "end_to_end": False, "allow_skip": False,
-        })
     return cells
 
 
@@ -287,7 +289,7 @@ def _run_cell(cell: Mapping[str, Any], cfg: Any, dev: torch.device, state: _Grid
         "params": params_on_meta(name, conf), "peak_memory_kind": None, "timer": None,
         "macs_counted_on": counted_on, "gmacs": nan if macs is None else macs / 1e9,
         "status": "ok", "note": "", "runs": 0, "e2e_runs": 0, "warmup": int(cfg.warmup),
-        "torch_version": torch.__version__,
+        "torch_version": torch.__version__, "dataset": "", "weights": "random (seeded)",
     })
     rkey = (cell["model"], cell["kind"], cell["setting"], cell["tf32"])
     limit_ms = cell["max_forward_s"] * 1e3
@@ -350,7 +352,6 @@ def _run_cell(cell: Mapping[str, Any], cfg: Any, dev: torch.device, state: _Grid
 
 def timing_grid(
     cfg: Any,
-    trained: Sequence[Mapping[str, Any]] | None = None,
     *,
     progress: bool = True,
     device: str | torch.device | None = None,
@@ -373,7 +374,6 @@ def timing_grid(
 
     Args:
         cfg: the ``time_translation`` config (:class:`TimeTranslationConfig`).
-        trained: :func:`trained_generators` output; ``None`` or empty: no trained cells.
         progress: show a tqdm progress bar.
         device: overrides ``cfg.device`` (``"auto"``: CUDA when available).
 
@@ -386,7 +386,7 @@ def timing_grid(
     from tqdm import tqdm
 
     dev = resolve_device(device if device is not None else cfg.device)
-    cells = plan_grid(cfg, trained or (), dev)
+    cells = plan_grid(cfg, dev)
     state = _GridState()
     rows = []
     old_threads = torch.get_num_threads()
@@ -447,12 +447,14 @@ def speedups(frame: pd.DataFrame, reference: str = "asapnet") -> pd.DataFrame:
 
 
 def write_timing(
-    frame: pd.DataFrame, csv_path: str | os.PathLike, json_path: str | os.PathLike, meta: Mapping[str, Any]
+    frame: pd.DataFrame, csv_path: str | os.PathLike, json_path: str | os.PathLike, meta: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes the grid as CSV (:data:`GRID_COLUMNS`) and a JSON summary, atomically.
 
     JSON: ``{"meta": meta, "protocol": TIMING_PROTOCOL, "speedups": [...] (:func:`speedups`),
-    "skipped": [{model, kind, height, width, threads_setting, predicted_ms, note}, ...]}``.
+    "skipped": [{model, kind, height, width, threads_setting, predicted_ms, note}, ...], **extra}``
+    (``extra``: e.g. the trained generators' speed-ups and protocol).
     """
     skipped = frame[frame["status"] == "skipped"]
     cols = ["model", "kind", "height", "width", "threads_setting", "tf32", "predicted_ms", "note"]
@@ -462,6 +464,7 @@ def write_timing(
         "protocol": TIMING_PROTOCOL,
         "speedups": speedups(frame).to_dict(orient="records"),
         "skipped": skipped[cols].to_dict(orient="records"),
+        **dict(extra or {}),
     })
 
 
