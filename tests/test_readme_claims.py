@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ROOT / "reports" / "metrics"
+FACADES = METRICS / "translation" / "facades"  # the Facades study's files
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -58,11 +59,11 @@ def bench(model: str, size: str, impl: str | None = None, column: str = "median_
 
 
 def quality(model: str, key: str) -> float:
-    return float(next(r for r in _json(METRICS / "translation_eval.json")["rows"] if r["model"] == model)[key])
+    return float(next(r for r in _json(FACADES / "translation_eval.json")["rows"] if r["model"] == model)[key])
 
 
 def curve(model: str, i: int, key: str) -> float:
-    c = _csv(METRICS / "translation_curves.csv")
+    c = _csv(FACADES / "translation_curves.csv")
     row = c[c["model"] == model].sort_values("step").iloc[i]
     return float(row["train_seconds"]) / 60 if key == "minutes" else float(row[key])
 
@@ -92,8 +93,9 @@ def stage_min(*notebooks: str) -> float:
 
 
 DENOISERS = ("dncnn_gray", "cnn_8x32", "cnn_7x16", "asapnet_plain", "asapnet_context_conv", "asapnet_grid_robust")
-STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", "03-train-translation-asapnet", "03-train-translation-pix2pixhd",
-          "04-train-segmenter", "05-evaluate-translation", "06-time-translation",
+STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", "03-train-translation-facades-asapnet",
+          "03-train-translation-facades-pix2pixhd", "04-train-segmenter-facades", "05-evaluate-translation-facades",
+          "06-time-translation",
           *(f"07-train-denoiser-{r}" for r in DENOISERS), "08-evaluate-denoising")
 
 
@@ -124,8 +126,8 @@ CLAIMS: list[Claim] = [
     ("about {} min at the default scale", (lambda: f0(stage_min(*STAGES)),)),
     ("about {} min in all before the report", (lambda: f0(stage_min(*STAGES)),)),
     ("translation\ntraining ASAPNet {} min and pix2pixHD {} min, segmenter {} min",
-     (lambda: f1(stage_min("03-train-translation-asapnet")), lambda: f1(stage_min("03-train-translation-pix2pixhd")),
-      lambda: f1(stage_min("04-train-segmenter")))),
+     (lambda: f1(stage_min("03-train-translation-facades-asapnet")),
+      lambda: f1(stage_min("03-train-translation-facades-pix2pixhd")), lambda: f1(stage_min("04-train-segmenter-facades")))),
     ("(the translation stages together {} min)",
      (lambda: f1(stage_min(*STAGES[2:7])),)),
     ("denoiser training {} min for the six runs", (lambda: f1(stage_min(*STAGES[7:13])),)),
