@@ -40,8 +40,11 @@ def test_repro_builds_report_from_metrics(smoke_repo):
     assert f"{rows[0]['psnr']:.2f}" in html
     # every section's metrics come from this run, at the smoke scale
     metrics_dir = dest / "reports" / "metrics"
-    assert json.loads((metrics_dir / "translation_eval.json").read_text())["meta"]["scale"] == "smoke"
-    assert json.loads((metrics_dir / "translation_timing.json").read_text())["meta"]["scale"] == "smoke"
+    for study, size in (("facades", [64, 64]), ("camvid", [64, 88])):  # both studies, tiny
+        meta = json.loads((metrics_dir / "translation" / study / "translation_eval.json").read_text())["meta"]
+        assert (meta["scale"], meta["dataset"], meta["size"]) == ("smoke", study, size)
+    timing = json.loads((metrics_dir / "translation_timing.json").read_text())
+    assert timing["meta"]["scale"] == "smoke" and {t["dataset"] for t in timing["meta"]["trained"]} == {"facades", "camvid"}
     denoise = json.loads((metrics_dir / "denoise_eval.json").read_text())
     assert denoise["meta"]["scale"] == "smoke" and denoise["summary"]
     assert "Like for like with BM3D" in html and "speed and image size" in html
@@ -68,14 +71,14 @@ def test_param_change_reruns_only_its_stages(smoke_repo):
 
 # training stage -> (a params path of a trajectory setting, its new value, how the summary shows it)
 CHANGED_TRAINING_PARAM = {
-    "train_translation@asapnet": (("train_translation", "models", "asapnet", "lr_g"), 2.0e-4,
-                                  lambda m: m["config"]["lr_g"]),
-    "train_segmenter": (("train_segmenter", "lr"), 3.0e-3, lambda m: m["config"]["lr"]),
+    "train_translation@facades-asapnet": (("train_translation", "models", "asapnet", "lr_g"), 2.0e-4,
+                                          lambda m: m["config"]["lr_g"]),
+    "train_segmenter@facades": (("train_segmenter", "lr"), 3.0e-3, lambda m: m["config"]["lr"]),
     "train_denoiser@asapnet_plain": (("train_denoiser", "common", "seed"), 7, lambda m: m["train_config"]["seed"]),
 }
 SUMMARY = {
-    "train_translation@asapnet": "train_asapnet.json",
-    "train_segmenter": "train_segmenter.json",
+    "train_translation@facades-asapnet": "translation/facades/train_asapnet.json",
+    "train_segmenter@facades": "translation/facades/train_segmenter.json",
     "train_denoiser@asapnet_plain": "train_denoise_asapnet_plain.json",
 }
 
