@@ -4,18 +4,23 @@ evaluated by the pipeline's protocol.
 Usage::
 
     python benchmarks/gpu_translation.py                  # one CUDA GPU: about 10 min on an H200
+    python benchmarks/gpu_translation.py --dataset camvid # CamVid street scenes at 256x352: about 10 min too
     python benchmarks/gpu_translation.py --device cpu --smoke --out /tmp/g.json --work /tmp/g   # smoke run (the test)
 
 What it runs (docs/design.md#translation-protocol for the evaluation):
 
-1. **Data.** CMP Facades (``--data-root``, dataset ``facades``), 318 training / 60 test pairs at
-   256x256, decoded once into memory.
+1. **Data.** A study dataset of ``params.yaml`` (``--dataset``: ``facades``, default, or ``camvid``;
+   its ``datasets`` entry, read from ``--data-root``, default the entry's root): CMP Facades, 318
+   training / 60 test pairs at 256x256, or CamVid, 367 training / 233 test pairs of the 180x240
+   mirror copy at 256x352 (the height the paper's ASAPNet is built for, tile k = 16; the photos
+   upsampled from 180 px); decoded once into memory.
 2. **Training** (:func:`lib.train.gan.train_gan`, the project's one trainer), one model after the
    other, each with the recipe of ``params.yaml`` (``train_translation.models.<model>``: losses,
    optimizer, ``loss.lambda_l1``, ``ema_decay``, discriminator) at the paper's generator widths
    (``scales/paper.yaml``: ASAPNet ``lr_max_width`` 1024 and ``learned_ds_factor`` 16, pix2pixHD
    ``ngf`` 64; every other generator key at its registry default, i.e. the paper value; ASAPNet
-   built for the image height, :func:`lib.translation.workload.timing_config`), batch 16, bf16
+   built for the image height, :func:`lib.translation.workload.timing_config`; the label channels
+   of the study, ``translation.per_dataset``), batch 16, bf16
    autocast (``precision: bf16``). **Budget:** each model gets the same wall time,
    ``--minutes`` (default 4), counted from the start of its phase. A short warm-up run
    (``--warmup-steps`` steps, discarded) measures the step time; the run is then
@@ -24,12 +29,13 @@ What it runs (docs/design.md#translation-protocol for the evaluation):
    ``time_budget_s`` = the remaining budget as a hard stop (recorded as ``stopped_by_budget``),
    and ``curve_points`` learning-curve snapshots of the evaluated generator (EMA weights when
    ``ema_decay > 0``).
-3. **Inference time** of each trained generator at 256x256 and 256x512, batch 1, fp32 (TF32
-   off) and bf16 autocast (:func:`lib.metrics.timing.time_forward`: CUDA events, median).
-4. **Segmenter** for mIoU: ``--segmenter-dir`` (default ``data/processed/segmenter``, the
-   pipeline's) when its checkpoint was trained at this size; else one trained here
-   (:func:`lib.train.segmenter.train_segmenter`, the ``train_segmenter`` recipe of
-   ``params.yaml``, ``--segmenter-epochs``, at most ``--segmenter-seconds``).
+3. **Inference time** of each trained generator at the training size and at the paper's width
+   (H x 2H: 256x512), batch 1, fp32 (TF32 off) and bf16 autocast
+   (:func:`lib.metrics.timing.time_forward`: CUDA events, median).
+4. **Segmenter** for mIoU: ``--segmenter-dir`` (default ``data/processed/segmenter/<dataset>``,
+   the pipeline's) when its checkpoint was trained at this size; else one trained here
+   (:func:`lib.train.segmenter.train_segmenter`, the study's ``train_segmenter`` recipe of
+   ``params.yaml``, on its ``train_splits``, ``--segmenter-epochs``, at most ``--segmenter-seconds``).
 5. **Quality** (:mod:`lib.translation.evaluate`): FID/KID (pytorch-fid Inception features) and
    mIoU of each final generator on the test set and the ``real`` row; then every learning-curve
    snapshot without intervals (:func:`lib.translation.curves.evaluate_snapshots`) and the
@@ -37,10 +43,11 @@ What it runs (docs/design.md#translation-protocol for the evaluation):
    weights (or pytorch-fid), FID/KID and the curves are left out with the reason, and mIoU of the
    final generators is still computed.
 
-Writes one JSON (``--out``, default ``benchmarks/results/gpu_translation.json``, which
-:mod:`lib.report.gpu` shows in the report) after every phase (``complete`` is false until the
-end), labelled with the GPU name, torch / CUDA versions, steps, wall times, batch and precision.
-Working files (checkpoints, images) go under ``--work`` (default ``data/processed/gpu_translation``).
+Writes one JSON (``--out``, default ``benchmarks/results/gpu_translation.json`` for Facades, which
+:mod:`lib.report.gpu` shows in the report, ``..._camvid.json`` for CamVid) after every phase
+(``complete`` is false until the end), labelled with the GPU name, torch / CUDA versions, steps,
+wall times, batch and precision. Working files (checkpoints, images) go under ``--work`` (default
+``data/processed/gpu_translation[_camvid]``).
 ``--smoke`` runs the same code at toy scale (``scales/smoke.yaml`` widths, 32x32, a few images,
 2-3 steps; default outputs ``..._smoke``, which the report does not read): it checks that the
 script runs; its numbers are not results.
@@ -72,8 +79,8 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.gpu_timing import precision as timing_precision  # noqa: E402
 from lib.checkpoint import load_checkpoint  # noqa: E402
-from lib.config import deep_merge, from_dict, load_params, to_dict  # noqa: E402
-from lib.data import translation_dataset  # noqa: E402
+from lib.config import deep_merge, load_params, to_dict  # noqa: E402
+from lib.data import image_size, translation_dataset  # noqa: E402
 from lib.data.labels import label_set  # noqa: E402
 from lib.device import resolve_device, sync  # noqa: E402
 from lib.io import write_json  # noqa: E402
@@ -83,7 +90,7 @@ from lib.models import load_model  # noqa: E402
 from lib.models.asapnet import LOWRES_ROWS  # noqa: E402
 from lib.models.complexity import count_params  # noqa: E402
 from lib.provenance import environment_info  # noqa: E402
-from lib.stages import config_class, resolve  # noqa: E402
+from lib.stages import load_stage, resolve  # noqa: E402
 from lib.train import gan  # noqa: E402
 from lib.train import segmenter as seg  # noqa: E402
 from lib.translation import curves  # noqa: E402
@@ -93,25 +100,27 @@ from lib.translation.segmentation_eval import segmentation_scores, test_targets 
 from lib.translation.workload import example_inputs, example_label_ids, forward_kwargs, timing_config  # noqa: E402
 
 MODELS = ("asapnet", "pix2pixhd")
-DATASET = "facades"
+DATASETS = ("facades", "camvid")  # study datasets of params.yaml this script runs
+SIZES = {"facades": 256, "camvid": 256}  # image height: Facades 256x256, CamVid 256x352 (the paper's ASAPNet, k = 16)
 PAPER_WIDTH_KEYS = {"asapnet": ("lr_max_width", "learned_ds_factor"), "pix2pixhd": ("ngf",)}  # scales/paper.yaml keys used
 STEP_SAFETY = 0.9  # planned steps fill this share of the remaining budget (snapshots, samples, checkpoint)
 DECAY_SHARE = 1 / 3  # the paper's 200 + 100 epochs: the last third decays
 TIMING_PRECISIONS = ("fp32", "bf16")
-FULL = dict(size=256, batch=16, minutes=4.0, warmup_steps=12, max_steps=0, train_items=0, timing_sizes=((256, 256), (256, 512)),
+FULL = dict(size=None, batch=16, minutes=4.0, warmup_steps=12, max_steps=0, train_items=0, timing_sizes=None,
             timing_warmup=10, timing_runs=50, segmenter_seconds=45.0, segmenter_epochs=40,
-            out="benchmarks/results/gpu_translation.json", work="data/processed/gpu_translation")
-SMOKE = dict(size=32, batch=4, minutes=0.25, warmup_steps=2, max_steps=3, train_items=8, timing_sizes=((32, 32), (32, 64)),
+            out=None, work=None)
+SMOKE = dict(size=32, batch=4, minutes=0.25, warmup_steps=2, max_steps=3, train_items=8, timing_sizes=None,
              timing_warmup=1, timing_runs=2, segmenter_seconds=20.0, segmenter_epochs=1,
-             out="benchmarks/results/gpu_translation_smoke.json", work="data/processed/gpu_translation_smoke")
+             out=None, work=None)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--dataset", choices=DATASETS, default="facades", help="the study dataset (params.yaml datasets entry)")
     ap.add_argument("--smoke", action="store_true", help="toy scale on any device (scales/smoke.yaml widths, 32x32, few images)")
     ap.add_argument("--minutes", type=float, default=None, help="wall budget per model, warm-up included (default 4; smoke 0.25)")
-    ap.add_argument("--size", type=int, default=None, help="image side (default 256; smoke 32)")
+    ap.add_argument("--size", type=int, default=None, help="image height (default 256; smoke 32); the width keeps the dataset's aspect")
     ap.add_argument("--batch", type=int, default=None, help="batch size (default 16; smoke 4)")
     ap.add_argument("--precision", choices=("bf16", "fp32", "auto"), default="bf16")
     ap.add_argument("--warmup-steps", type=int, default=None, help="steps of the step-time warm-up (default 12; smoke 2)")
@@ -120,11 +129,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ema-decay", type=float, default=None, help="default: the recipe's (params.yaml)")
     ap.add_argument("--lambda-l1", type=float, default=None, help="default: the recipe's (params.yaml)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS))
-    ap.add_argument("--segmenter-dir", default="data/processed/segmenter", help="reused when trained at --size")
+    ap.add_argument("--segmenter-dir", default=None, help="reused when trained at --size (default data/processed/segmenter/<dataset>)")
     ap.add_argument("--segmenter-seconds", type=float, default=None, help="budget of a segmenter trained here (default 45)")
     ap.add_argument("--segmenter-epochs", type=int, default=None, help="epochs of a segmenter trained here (default 40)")
     ap.add_argument("--no-curve-eval", action="store_true", help="do not evaluate the learning-curve snapshots")
-    ap.add_argument("--data-root", default="data/raw/facades")
+    ap.add_argument("--data-root", default=None, help="the dataset folder (default: its params.yaml entry's root)")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--work", default=None, help="checkpoints and images (default data/processed/gpu_translation[_smoke])")
     ap.add_argument("--out", default=None, help="results JSON (default benchmarks/results/gpu_translation[_smoke].json)")
@@ -132,6 +141,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for key, value in (SMOKE if args.smoke else FULL).items():
         if getattr(args, key, None) is None or key not in vars(args):
             setattr(args, key, value)
+    suffix = "" if args.dataset == "facades" else f"_{args.dataset}"  # the report reads the Facades file
+    args.size = args.size or SIZES[args.dataset]
+    args.out = args.out or (f"benchmarks/results/gpu_translation{suffix}" + ("_smoke" if args.smoke else "") + ".json")
+    args.work = args.work or (f"data/processed/gpu_translation{suffix}" + ("_smoke" if args.smoke else ""))
+    args.segmenter_dir = args.segmenter_dir or f"data/processed/segmenter/{args.dataset}"
     args.models = [m for m in args.models.split(",") if m]
     if not args.models or any(m not in MODELS for m in args.models):
         ap.error(f"--models: choose from {', '.join(MODELS)}")
@@ -139,6 +153,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--minutes must be > 0, --batch >= 1, --warmup-steps >= 2, --curve-points >= 0")
     if args.size % LOWRES_ROWS:
         ap.error(f"--size must be a multiple of {LOWRES_ROWS} (ASAPNet's low-res grid)")
+    try:
+        h, w = image_size(args.dataset, args.size)
+    except ValueError as e:
+        ap.error(f"--size: {e}")
+    args.timing_sizes = args.timing_sizes or tuple(dict.fromkeys([(h, w), (h, 2 * h)]))  # as trained; the paper's H x 2H
     return args
 
 
@@ -150,16 +169,20 @@ def log(t0: float, text: str) -> None:
 
 
 def load_settings(args) -> dict:
-    """Typed stage settings from ``--params`` (with ``scales/smoke.yaml`` merged in for ``--smoke``)."""
+    """Typed stage settings of the study ``--dataset`` from ``--params`` (with ``scales/smoke.yaml``
+    merged in for ``--smoke``): its ``translation.per_dataset`` values over the shared sections."""
+    import tempfile
+
+    import yaml
+
     params = load_params(resolve(args.params))
     if args.smoke:
         params = deep_merge(params, load_params(ROOT / "scales" / "smoke.yaml"))
-    out = {name: from_dict(config_class(name), params[name], where=name)
-           for name in ("train_translation", "train_segmenter", "evaluate_translation")}
-    if out["train_translation"].dataset != DATASET:
-        raise ValueError(f"{args.params}: train_translation.dataset is {out['train_translation'].dataset!r}; "
-                         f"this benchmark runs {DATASET!r} (give a params file with the facades recipes)")
-    return out
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+        return {name: load_stage(name, path, args.dataset)[1]
+                for name in ("train_translation", "train_segmenter", "evaluate_translation")}
 
 
 def generator_config(name: str, recipe: dict, size: int, smoke: bool) -> dict:
@@ -273,12 +296,16 @@ def time_generators(work: Path, models: Sequence[str], args, dev: torch.device) 
     return rows
 
 
-def segmenter_for(settings: dict, train_set: Dataset, labels, work: Path, args, dev: torch.device) -> tuple[Path, dict]:
-    """The pipeline's segmenter when it was trained at ``--size``, else one trained here."""
+def segmenter_for(settings: dict, data_root: Path, labels, work: Path, args, dev: torch.device) -> tuple[Path, dict]:
+    """The pipeline's segmenter when it was trained at ``--size``, else one trained here on the
+    photos of the study recipe's ``train_splits``."""
     reuse = resolve(args.segmenter_dir) / seg.CHECKPOINT_NAME
     if reuse.is_file() and (load_checkpoint(reuse).get("params") or {}).get("size") == args.size:
         return reuse, {"source": f"reused {args.segmenter_dir}", "seconds": 0.0}
-    cfg = dataclasses.replace(settings["train_segmenter"], size=args.size, batch_size=min(args.batch, len(train_set)),
+    recipe = settings["train_segmenter"]
+    train_set = InMemory(image_sets.first_items(translation_dataset(
+        settings["train_translation"].paired(), data_root, list(recipe.train_splits), args.size), args.train_items))
+    cfg = dataclasses.replace(recipe, size=args.size, batch_size=min(args.batch, len(train_set)),
                               epochs=args.segmenter_epochs, time_budget_s=args.segmenter_seconds, max_steps=0,
                               device=str(dev), workers=0, checkpoint_every=0, precision=args.precision)
     out = seg.train_segmenter(cfg, train_set, work / "segmenter", resume=False, labels=labels, params=to_dict(cfg), progress=False)
@@ -328,13 +355,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     settings = load_settings(args)
-    labels = label_set(DATASET)
+    stage = settings["train_translation"]
+    entry = stage.paired()
+    data_root = resolve(args.data_root or entry.root)
+    labels = label_set(entry, data_root)
+    height, width = image_size(entry, args.size)
     work, out_path = resolve(args.work), resolve(args.out)
     env = environment_info(dev)
     result: dict[str, Any] = {
         "label": f"{env['device_name']}, torch {env['torch_version']}, CUDA {env['cuda_version']}",
-        "environment": env, "smoke": args.smoke, "complete": False, "phase": "start", "dataset": DATASET,
-        "size": [args.size, args.size], "batch": args.batch, "precision": args.precision, "minutes_per_model": args.minutes,
+        "environment": env, "smoke": args.smoke, "complete": False, "phase": "start", "dataset": args.dataset,
+        "size": [height, width], "batch": args.batch, "precision": args.precision, "minutes_per_model": args.minutes,
         "budget_rule": (f"per model: wall budget --minutes from the start of its phase; a {args.warmup_steps}-step warm-up "
                         f"measures the step time; steps = floor({STEP_SAFETY} x remaining / step time), lr constant then "
                         f"linear decay over the last {DECAY_SHARE:.2f} of the steps; time_budget_s = remaining as a hard stop"),
@@ -346,13 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result.update(phase=phase, wall_seconds=time.perf_counter() - t0)
         write_json(out_path, result)
 
-    log(t0, f"{result['label']}; {DATASET} {args.size}x{args.size}, batch {args.batch}, {args.precision}, "
+    log(t0, f"{result['label']}; {args.dataset} {height}x{width}, batch {args.batch}, {args.precision}, "
             f"{args.minutes:g} min per model; writing {out_path}")
-    stage = settings["train_translation"]
-    data_root = resolve(args.data_root)
-    train_full = translation_dataset(DATASET, data_root, stage.train_split, args.size)
+    train_full = translation_dataset(entry, data_root, stage.train_split, args.size)
     train_set = InMemory(image_sets.first_items(train_full, args.train_items))
-    test_set = image_sets.first_items(translation_dataset(DATASET, data_root, stage.test_split, args.size),
+    test_set = image_sets.first_items(translation_dataset(entry, data_root, stage.test_split, args.size),
                                       settings["evaluate_translation"].max_images)
     log(t0, f"data: {len(train_set)} training / {len(test_set)} test pairs in memory")
     result.update(train_items=len(train_set), test_items=len(test_set))
@@ -379,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(t0, f"time {r['model']} {r['height']}x{r['width']} {r['precision']}: {r['median_ms']:.2f} ms")
     save("timed")
 
-    seg_ckpt, result["segmenter"] = segmenter_for(settings, train_set, labels, work, args, dev)
+    seg_ckpt, result["segmenter"] = segmenter_for(settings, data_root, labels, work, args, dev)
     eval_cfg = dataclasses.replace(settings["evaluate_translation"], device=str(dev))
     inception, fid_note = inception_or_reason(eval_cfg, dev)
     if fid_note:

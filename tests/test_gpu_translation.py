@@ -57,6 +57,26 @@ def test_defaults_and_bad_arguments():
             gt.parse_args(argv)
 
 
+def test_camvid_settings_follow_its_entry_and_study():
+    """CamVid at the paper's ASAPNet height: 256x352 (the 180x240 copy's aspect), its own result file, its
+    study's label channels (12) and segmenter recipe (frozen Inception features on train + val)."""
+    from lib.train.gan import gan_config
+
+    full, smoke = gt.parse_args(["--dataset", "camvid"]), gt.parse_args(["--dataset", "camvid", "--smoke"])
+    assert full.size == 256 and full.timing_sizes == ((256, 352), (256, 512))  # as trained, and the paper's size
+    assert full.out == "benchmarks/results/gpu_translation_camvid.json" and full.work == "data/processed/gpu_translation_camvid"
+    assert full.segmenter_dir == "data/processed/segmenter/camvid"
+    assert smoke.timing_sizes == ((32, 44), (32, 64)) and smoke.out == "benchmarks/results/gpu_translation_camvid_smoke.json"
+    with pytest.raises(SystemExit):
+        gt.parse_args(["--dataset", "cityscapes"])
+    settings = gt.load_settings(full)
+    stage = settings["train_translation"]
+    assert stage.dataset == "camvid" and stage.paired().num_classes == 11
+    cfg = gt.generator_config("asapnet", dict(gan_config(stage, "asapnet").generator_cfg), 256, smoke=False)
+    assert (cfg["label_nc"], cfg["lr_max_width"], cfg["learned_ds_factor"]) == (12, 1024, 16)
+    assert settings["train_segmenter"].arch == "inception" and settings["train_segmenter"].train_splits == ("train", "val")
+
+
 def test_cuda_missing_is_a_clear_error(capsys):
     if gt.torch.cuda.is_available():
         pytest.skip("CUDA present")
@@ -106,3 +126,16 @@ def test_smoke_run_end_to_end(tmp_path, data_mirror, monkeypatch):
     table, caption = gpu.gpu_translation_section(out)
     assert list(table.index) == ["ASAPNet", "pix2pixHD", "real photos"] and caption.startswith("**SMOKE run**")
     assert list(table["steps"][:2]) == [3, 3]
+
+
+@pytest.mark.slow
+def test_camvid_smoke_run_end_to_end(tmp_path, data_mirror):
+    """The CamVid smoke command: both models on the mirror copy at 32x44, its segmenter trained here."""
+    out, work = tmp_path / "gpu.json", tmp_path / "work"
+    assert gt.main(["--device", "cpu", "--smoke", "--dataset", "camvid", "--out", str(out), "--work", str(work),
+                    "--data-root", str(data_mirror / "camvid"), "--segmenter-dir", str(tmp_path / "none")]) == 0
+    data = json.loads(out.read_text())
+    assert data["complete"] and (data["dataset"], data["size"]) == ("camvid", [32, 44])
+    assert {(r["height"], r["width"]) for r in data["timing"]} == {(32, 44), (32, 64)}
+    assert "inception" in data["segmenter"]["description"] and len(data["quality"]) == 3
+    assert all(0 <= float(r["miou"]) <= 1 for r in data["quality"])

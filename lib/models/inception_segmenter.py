@@ -14,7 +14,8 @@ with :class:`InceptionSegmenterConfig`. ``forward(x)``: (B, 3, H, W) in ``[-1, 1
 FID Inception expects) -> logits (B, num_classes, H, W).
 
 - **Backbone** (frozen: ``requires_grad`` off, always in eval mode, run without autograd): the
-  photo resized by ``input_scale`` (bilinear), then the FID InceptionV3 up to ``Mixed_7c``; the
+  photo resized by ``input_scale`` (bilinear; by more where its short side would stay below
+  :data:`MIN_SIDE`, which the backbone's unpadded convolutions need), then the FID InceptionV3 up to ``Mixed_7c``; the
   feature maps of :data:`BACKBONE_LAYERS` (192, 288, 768, 2048 channels at strides of about 4,
   8, 16 and 32 of the resized photo).
 - **Decoder** (trained): per feature map a 1x1 conv-BN-ReLU to ``decoder_width`` channels, all
@@ -42,11 +43,12 @@ from torch import Tensor, nn
 from lib.models.segmentation import UNet
 
 __all__ = ["InceptionSegmenterConfig", "InceptionSegmenter", "InceptionBackbone", "load_backbone", "ARCHS",
-           "BACKBONE_LAYERS", "LAYER_CHANNELS"]
+           "BACKBONE_LAYERS", "LAYER_CHANNELS", "MIN_SIDE"]
 
 ARCHS = ("inception", "inception_unet")
 BACKBONE_LAYERS = ("Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c")  # torchvision InceptionV3 module names
 LAYER_CHANNELS = (192, 288, 768, 2048)  # output channels of BACKBONE_LAYERS (Szegedy et al. 2016, Table 1)
+MIN_SIDE = 80  # backbone input: InceptionV3's unpadded stride-2 convolutions need 75 px for a 1x1 Mixed_7c map
 # the backbone's modules in forward order, cut after each of BACKBONE_LAYERS (pools between them in forward)
 _STAGES = (
     ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"),
@@ -161,9 +163,11 @@ class InceptionSegmenter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
+        scale = max(self.cfg.input_scale, MIN_SIDE / min(h, w))
         z = x
-        if self.cfg.input_scale != 1:
-            z = F.interpolate(x, scale_factor=self.cfg.input_scale, mode="bilinear", align_corners=False)  # (B, 3, sH, sW)
+        if scale != 1:
+            size = (round(h * scale), round(w * scale))
+            z = F.interpolate(x, size=size, mode="bilinear", align_corners=False)  # (B, 3, sH, sW)
         with torch.no_grad():
             feats = self.backbone(z)
         grid = feats[0].shape[-2:]
