@@ -108,7 +108,7 @@ def _load(cell: Mapping[str, Any], checkpoint: Path, trained: torch.nn.Module, d
     """The module of a cell and what its weights are: the trained generator itself, or the
     architecture rebuilt for another height with every trained tensor whose shape still fits."""
     if cell["kind"] == "trained" or to_dict(trained.cfg) == dict(cell["config"]):
-        return trained, f"trained ({checkpoint.parent.name}/{checkpoint.name})"
+        return trained, f"trained ({checkpoint.parent.parent.name}/{checkpoint.parent.name}/{checkpoint.name})"
     torch.manual_seed(0)
     model = build(cell["generator"], cell["config"]).eval()
     own, state = model.state_dict(), trained.state_dict()
