@@ -325,6 +325,17 @@ def test_grid_robust_variant_does_not_depend_on_the_grid_size():
         torch.testing.assert_close(big[inner], small[inner], rtol=0, atol=1e-5)
 
 
+def test_hybrid_row_keeps_the_grid_robust_stream():
+    """The hybrid changes grid_robust's front only, so its output does not depend on the grid size either."""
+    cfg = _tiny("hybrid", tile_size=8, lr_depth=1)
+    assert VARIANT_BASE["hybrid"] == "grid_robust"
+    full = variant_config("hybrid")
+    assert (full.lr_padding, full.lr_norm, full.context_layers, full.context_width) == ("reflect", "cell", 3, 32)
+    big, small = _two_grids(cfg)
+    inner = (..., slice(0, 24), slice(0, 24))
+    torch.testing.assert_close(big[inner], small[inner], rtol=0, atol=1e-5)
+
+
 def test_lowres_options_keep_the_state_dict_layout_and_check_small_grids():
     plain = ASAPNetDenoiser(_tiny("context_conv", tile_size=8)).state_dict()
     for norm in ("cell", "none"):
