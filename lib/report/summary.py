@@ -204,7 +204,7 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
 
 def _rival(runs: list, psnr: Mapping[str, float], ms: Mapping[str, float], best: str, ref: str | None) -> str | None:
     """The plain CNN the verdict rests on, for files without ``meta.rival_cnn`` (the evaluation's rule,
-    :func:`lib.denoise.evaluate.rival_cnn`): the fastest of our plain CNNs (not the reference) at least as good
+    :func:`lib.denoise.compare.rival_cnn`): the fastest of our plain CNNs (not the reference) at least as good
     as ``best``, else the one nearest to it in log time."""
     cnns = [r["run"] for r in runs if r.get("model") == CNN and r["run"] != ref and r["run"] in psnr and r["run"] in ms]
     if not cnns or best not in ms:
