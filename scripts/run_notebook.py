@@ -12,6 +12,10 @@ SIGTERM / SIGINT / SIGHUP received here are forwarded to that group, and the not
 training keeps writing, or keeps its output folder locked, after the stage was stopped.
 A temporary notebook left by a runner that was killed is removed by the next run.
 
+Progress bars redraw their line with carriage returns, hundreds of times per stage; the
+published notebook keeps each line as a terminal (and Jupyter) shows it, the text after its last
+carriage return (:func:`compact_streams`), so an executed training notebook stays small.
+
 Before the notebook starts, the parameter file it is given (``-p params_file FILE``) is loaded
 whole (:func:`lib.stages.check_params`): a bad value in any section is reported in one line
 naming its key, and no stage starts.
@@ -23,6 +27,7 @@ Usage (the arguments after the output path are papermill's, e.g. ``-p key value`
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -114,6 +119,35 @@ def _check_params(params_file: str) -> int:
     return subprocess.call([sys.executable, "-c", CHECK_PARAMS, params_file], env=env)
 
 
+def _terminal_text(text: str) -> str:
+    """``text`` as a terminal shows it: each line reduced to what follows its last carriage
+    return (the redraws of a progress bar collapse to the last one); a line that ends in a
+    carriage return keeps the text before it."""
+    lines = text.split("\n")  # not str.splitlines: it splits at carriage returns too
+    return "\n".join(next((p for p in reversed(line.split("\r")) if p), "") for line in lines)
+
+
+def compact_streams(notebook: Path) -> None:
+    """Rewrites ``notebook`` with every cell's consecutive stream outputs of one name merged and
+    reduced to their terminal text (:func:`_terminal_text`); other outputs are kept as they are."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        merged: list[dict] = []
+        for out in cell.get("outputs", []):
+            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
+                    and merged[-1].get("name") == out.get("name")):
+                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out.get("text", ""))
+            else:
+                merged.append(dict(out, text="".join(out["text"])) if out.get("output_type") == "stream" else out)
+        for out in merged:
+            if out.get("output_type") == "stream":
+                text = _terminal_text(out["text"])
+                out["text"] = [line + "\n" for line in text.split("\n")[:-1]] + ([text.rsplit("\n", 1)[-1]] if not text.endswith("\n") else [])
+        if "outputs" in cell:
+            cell["outputs"] = merged
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
     from env_check import missing_packages_message  # beside this script (scripts/), standard library only
 
@@ -141,6 +175,7 @@ def main(argv: list[str]) -> int:
     papermill = [sys.executable, "-m", "papermill", *PAPERMILL_OPTIONS, str(src), str(tmp), *rest]
     code = _run(papermill)
     if code == 0:
+        compact_streams(tmp)
         os.replace(tmp, dest)
         return 0
     failed = dest.parent / "failed" / dest.name

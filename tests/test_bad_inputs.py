@@ -670,8 +670,18 @@ def _bad_dataset_entry(env: Env) -> Expect:
 def _bm3d_requested_for_a_set_not_evaluated(env: Env) -> Expect:
     from lib.stages import load_stage
 
-    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(bm3d_images={"cbsd68": 3}))  # was silently skipped
+    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(  # was silently skipped
+        sets={"bsd68": 0}, bm3d_images={"cbsd68": 3}, bm3d_full_sigmas={}))
     return Expect(lambda: load_stage("evaluate_denoising", path), ConfigError, ["evaluate_denoising.bm3d_images", "cbsd68"])
+
+
+@error_row
+def _bm3d_full_sigmas_outside_the_evaluated_sigmas(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(bm3d_full_sigmas={"bsd68": [30]}))
+    return Expect(lambda: load_stage("evaluate_denoising", path), ConfigError,
+                  ["evaluate_denoising.bm3d_full_sigmas", "bsd68", "30"])
 
 
 # --- CLI input: one line naming the option or file

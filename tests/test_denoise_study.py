@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from lib.config import ConfigError
+from lib.denoise import compare
 from lib.denoise import evaluate as ev
 from lib.denoise import figures, study
 from lib.denoise.protocol import denoise, denoise_psnr, noise_fn
@@ -35,9 +36,15 @@ def test_default_params_build_every_run_on_one_budget():
         if run.model == "asapnet_denoise":
             # patches hold at least 4 tiles per side (shorter ones fail on full images)
             assert min(train_cfg.sizes) >= 4 * model_cfg.tile_size
-    # every run sees the budget's pixel-samples, to within one step
+    # every run sees the budget's pixel-samples, to within one step; a longer-training row repeats a run
+    # with a whole multiple of it (and says so)
     one_step = table["batch_size"] * table["patch_sizes"].map(lambda s: max(s) ** 2)
-    assert ((table["pixel_samples"] >= budget) & (table["pixel_samples"] < budget + one_step)).all(), table
+    runs = {n: stage.runs[n] for n in table["run"]}
+    times = table["run"].map(lambda n: runs[n].get("train", {}).get("budget_pixels", budget) // budget)
+    longer = times > 1
+    assert ((table["pixel_samples"] >= times * budget) & (table["pixel_samples"] < times * budget + one_step)).all(), table
+    assert (table.loc[longer, "change"].str.contains("x the training budget of")).all()
+    assert table.loc[~longer, "parent"].dropna().isin(table["run"]).all()
 
 
 def test_dvc_foreach_runs_every_run_of_params():
@@ -170,27 +177,27 @@ def _pairs(diffs):
 
 def test_paired_bootstrap_interval_brackets_the_mean_difference():
     diffs = np.random.default_rng(1).normal(-0.5, 0.3, 40)
-    r = ev.paired_bootstrap(_pairs(diffs), "a", "b", "bsd68", 25.0, n_boot=4000, seed=0)
+    r = compare.paired_bootstrap(_pairs(diffs), "a", "b", "bsd68", 25.0, n_boot=4000, seed=0)
     assert r["n_images"] == 40 and r["mean_diff"] == pytest.approx(diffs.mean())
     assert r["ci_low"] < r["mean_diff"] < r["ci_high"] < 0  # clearly negative
     se = diffs.std(ddof=1) / np.sqrt(40)
     assert r["ci_high"] - r["ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.15)  # the normal-theory width
     assert r["wins_a"] == int((diffs > 0).sum())
-    constant = ev.paired_bootstrap(_pairs([0.25] * 5), "a", "b", "bsd68", 25.0, n_boot=50)
+    constant = compare.paired_bootstrap(_pairs([0.25] * 5), "a", "b", "bsd68", 25.0, n_boot=50)
     assert constant["ci_low"] == constant["ci_high"] == pytest.approx(0.25)  # no spread: no interval
-    assert ev.paired_bootstrap(_pairs([1.0]), "a", "c", "bsd68", 25.0) is None  # no shared image
+    assert compare.paired_bootstrap(_pairs([1.0]), "a", "c", "bsd68", 25.0) is None  # no shared image
 
 
 def test_reference_cnn_is_the_largest_gray_cnn_and_paired_differences_use_it():
     runs = {"big": study.DenoiseRun("dncnn", "train400"), "small": study.DenoiseRun("dncnn", "train400"),
             "color": study.DenoiseRun("dncnn", "cbsd432"), "asap": study.DenoiseRun("asapnet_denoise", "train400", "plain")}
     costs = {"big": 100.0, "small": 8.0, "color": 300.0, "asap": 1.0}
-    assert ev.reference_cnn(runs, costs) == "big"
-    assert ev.reference_cnn({"asap": runs["asap"]}, costs) is None
+    assert compare.reference_cnn(runs, costs) == "big"
+    assert compare.reference_cnn({"asap": runs["asap"]}, costs) is None
     per_image = _pairs([0.5, 1.5])
-    out = ev.paired_differences(per_image, "a", "b", [25.0, 50.0], n_boot=10)
+    out = compare.paired_differences(per_image, "a", "b", [25.0, 50.0], n_boot=10)
     assert [(r["set"], r["sigma"]) for r in out] == [("bsd68", 25.0)]  # only where both were scored
-    assert ev.paired_differences(per_image, None, "b", [25.0]) == []
+    assert compare.paired_differences(per_image, None, "b", [25.0]) == []
 
 
 def test_best_variant_and_published_values():
@@ -202,22 +209,26 @@ def test_best_variant_and_published_values():
     runs = {"asap_a": study.DenoiseRun("asapnet_denoise", "train400", "plain"),
             "asap_b": study.DenoiseRun("asapnet_denoise", "train400", "residual"),
             "dn": study.DenoiseRun("dncnn", "train400")}
-    assert ev.best_variant(summary, runs) == "asap_b"
+    assert compare.best_variant(summary, runs) == "asap_b"
 
 
 def test_best_variant_leaves_out_the_longer_training_rows():
     summary = pd.DataFrame([{"set": "bsd68", "model": m, "sigma": 25.0, "psnr": v}
                             for m, v in [("asap_a", 25.0), ("asap_a_4x", 27.0), ("asap_b", 26.0)]])
     runs = {m: study.DenoiseRun("asapnet_denoise", "train400", "plain") for m in summary["model"]}
-    assert ev.best_variant(summary, runs) == "asap_a_4x"
-    assert ev.best_variant(summary, runs, exclude=["asap_a_4x"]) == "asap_b"
+    assert compare.best_variant(summary, runs) == "asap_a_4x"
+    assert compare.best_variant(summary, runs, exclude=["asap_a_4x"]) == "asap_b"
 
 
 def test_run_parents_follow_the_variant_chain_and_name_the_longer_training_rows():
-    asap = lambda v, **kw: {"model": "asapnet_denoise", "variant": v, "data": "train400", "model_cfg": TINY_ASAP,
-                            "train": {"patch_size": 32, **kw}}
-    cnn = lambda d, c, **kw: {"model": "dncnn", "data": "train400", "model_cfg": {"depth": d, "channels": c},
-                              "train": {"patch_size": 20, **kw}}
+    def asap(v, **kw):
+        return {"model": "asapnet_denoise", "variant": v, "data": "train400", "model_cfg": TINY_ASAP,
+                "train": {"patch_size": 32, **kw}}
+
+    def cnn(d, c, **kw):
+        return {"model": "dncnn", "data": "train400", "model_cfg": {"depth": d, "channels": c},
+                "train": {"patch_size": 20, **kw}}
+
     stage = _stage({"big": cnn(5, 16), "small": cnn(3, 8), "small_4x": cnn(3, 8, budget_pixels=400_000),
                     "plain": asap("plain"), "kernel": asap("kernel"),  # residual not trained: kernel -> plain
                     "kernel_only": asap("kernel_only"), "kernel_only_4x": asap("kernel_only", budget_pixels=400_000),
@@ -238,7 +249,7 @@ def test_run_parents_follow_the_variant_chain_and_name_the_longer_training_rows(
 def test_ablation_deltas_pair_each_run_with_its_parent():
     per_image = pd.concat([_pairs([0.5, 1.5, 1.0]),
                            _pairs([2.0, 2.0, 2.0]).replace({"model": {"a": "c", "b": "a"}})]).drop_duplicates(["model", "name"])
-    out = ev.ablation_deltas(per_image, {"a": "b", "c": "a", "b": None}, [25.0], n_boot=50)
+    out = compare.ablation_deltas(per_image, {"a": "b", "c": "a", "b": None}, [25.0], n_boot=50)
     got = {(r["model_a"], r["model_b"]): r["mean_diff"] for r in out}
     assert got[("a", "b")] == pytest.approx(1.0)
     assert ("c", "a") in got and len(got) == 2
@@ -250,7 +261,7 @@ def test_psnr_intervals_share_the_resample_and_bracket_the_mean():
     rows = [{"set": "bsd68", "sigma": 25.0, "model": m, "name": f"im{i}", "psnr": v + off}
             for m, off in [("a", 0.0), ("b", 1.0)] for i, v in enumerate(base)]
     rows += [{"set": "bsd68", "sigma": 25.0, "model": "bm3d", "name": f"im{i}", "psnr": 27.0 + i} for i in range(3)]
-    out = ev.psnr_intervals(pd.DataFrame(rows), n_boot=500).set_index("model")
+    out = compare.psnr_intervals(pd.DataFrame(rows), n_boot=500).set_index("model")
     assert out.loc["a", "n_images"] == 30 and out.loc["bm3d", "n_images"] == 3
     assert out.loc["a", "psnr"] == pytest.approx(base.mean())
     assert out.loc["a", "ci_low"] < out.loc["a", "psnr"] < out.loc["a", "ci_high"]
@@ -264,12 +275,14 @@ def test_rival_cnn_is_the_fastest_cnn_at_least_as_good_else_the_nearest_in_time(
             "c8": study.DenoiseRun("dncnn", "train400"), "asap": study.DenoiseRun("asapnet_denoise", "train400", "plain")}
     timing = pd.DataFrame([{"model": m, "height": 321, "width": 481, "median_ms": t}
                            for m, t in [("dn20", 900.0), ("c7", 12.0), ("c8", 30.0), ("asap", 20.0)]])
-    summary = lambda asap: pd.DataFrame([{"set": "bsd68", "sigma": 25.0, "model": m, "psnr": v}
-                                         for m, v in [("dn20", 28.6), ("c7", 28.1), ("c8", 28.3), ("asap", asap)]])
-    assert ev.rival_cnn(summary(27.0), timing, runs, "asap", "dn20") == "c7"  # c7 is faster and better
-    assert ev.rival_cnn(summary(28.2), timing, runs, "asap", "dn20") == "c8"  # only c8 is as good
-    assert ev.rival_cnn(summary(28.5), timing, runs, "asap", "dn20") == "c8"  # none is: nearest in log time (30/20 < 20/12)
-    assert ev.rival_cnn(summary(27.0), timing, runs, None, "dn20") is None
+    def summary(asap):
+        return pd.DataFrame([{"set": "bsd68", "sigma": 25.0, "model": m, "psnr": v}
+                             for m, v in [("dn20", 28.6), ("c7", 28.1), ("c8", 28.3), ("asap", asap)]])
+
+    assert compare.rival_cnn(summary(27.0), timing, runs, "asap", "dn20") == "c7"  # c7 is faster and better
+    assert compare.rival_cnn(summary(28.2), timing, runs, "asap", "dn20") == "c8"  # only c8 is as good
+    assert compare.rival_cnn(summary(28.5), timing, runs, "asap", "dn20") == "c8"  # none is: nearest in log time (30/20 < 20/12)
+    assert compare.rival_cnn(summary(27.0), timing, runs, None, "dn20") is None
 
 
 def test_bm3d_runs_on_every_image_at_its_full_sigmas():

@@ -138,7 +138,9 @@ def test_summary_answers_both_questions_with_the_files_numbers():
     assert "Does its idea carry over to denoising?**" in q2
     assert "ASAPNet b" in q2 and "**27.00 dB** in 200 ms" in q2 and "noisy input 20.20 dB" in q2
     assert "29.00 dB" in q2 and "2.00 dB behind" in q2 and "15.0x faster" in q2  # official DnCNN-B, our DnCNN-20's time
-    assert "plain CNN small" in q2 and "+1.00 dB for ASAPNet" in q2 and "1.1x ASAPNet's speed" in q2  # 200 / 190 ms
+    assert "plain CNN small" in q2 and "+1.00 dB against it" in q2 and "1.05x its time" in q2  # 200 / 190 ms
+    assert "on the PSNR-vs-time Pareto front of all 5 models" in q2 and "ASAPNet b (27.00 dB, 200 ms)" in q2
+    assert "ASAPNet a (21.00 dB, 150 ms, the fastest model, so on it by speed alone)" in q2
     assert "**Partly: it beats a plain CNN as fast, but not the fully trained DnCNN.**" in q2
     assert "[ablation](#ablation)" in q2
 
@@ -191,3 +193,24 @@ def test_format_frame_has_no_nan_cells():
     assert out.to_dict("list") == {"ms 481x321": ["3,456", MISSING], "PSNR σ=25": ["29.38", MISSING],
                                    "VGG loss": ["yes", "no"], "note": ["x", MISSING]}
     assert format_number("skipped", 2) == "skipped"
+
+
+def test_denoise_answer_rests_on_the_files_rival_and_its_paired_interval():
+    """The verdict: the best equal-budget ASAPNet run (meta.best_variant, not a longer-training run) against
+    the plain CNN of meta.rival_cnn, with the paired interval of that pair; and no ASAPNet run on the front."""
+    den = _denoise(asap_psnr=25.0)
+    den["runs"].append({"run": "asap_b_4x", "label": "ASAPNet b 4x", "model": "asapnet_denoise", "variant": "context_conv",
+                        "data": "train400", "gmacs": 1.5})
+    den["summary"].append({"set": "bsd68", "model": "asap_b_4x", "kind": "ours", "sigma": 25.0, "n_images": 68,
+                           "psnr": 25.9, "psnr_noisy": 20.2})
+    den["meta"].update(best_variant="asap_b", rival_cnn="cnn_small", reference_cnn="dncnn_gray", longer_training=["asap_b_4x"])
+    den["paired_difference"] = [{"set": "bsd68", "sigma": 25.0, "model_a": "asap_b", "model_b": "cnn_small", "n_images": 68,
+                                 "mean_diff": -1.0, "ci_low": -1.2, "ci_high": -0.8, "level": 0.95, "n_boot": 2000, "wins_a": 3}]
+    timing = pd.concat([_denoise_timing(), pd.DataFrame([{"model": "asap_b_4x", "height": 321, "width": 481, "median_ms": 200.0},
+                                                          {"model": "asap_a", "height": 321, "width": 481, "median_ms": 400.0}])])
+    timing = timing.drop_duplicates("model", keep="last")  # asap_a now slower than the plain CNN
+    q2 = S.summary_markdown(_eval(), _timing_json(), den, timing, _official(), sigma=25).split("**2. ")[1]
+    assert "the best variant at the shared training budget, ASAPNet b, reaches **25.00 dB**" in q2  # not the 4x run's 25.90
+    assert "**Not at this budget: a plain CNN as fast denoises as well or better.**" in q2
+    assert "scores -1.00 dB against it, 95% paired bootstrap interval [-1.20, -0.80] over 68 images" in q2
+    assert "**Pareto front:** no ASAPNet-derived design is on the PSNR-vs-time Pareto front of all 6 models" in q2

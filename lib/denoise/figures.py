@@ -27,10 +27,10 @@ def crop_denoisers(models: Mapping[str, torch.nn.Module], runs: Mapping[str, Den
     Args:
         models: run name -> trained model (:func:`lib.denoise.evaluate.load_trained`).
         runs: run name -> its settings.
-        best: the best ASAPNet-denoise run (:func:`lib.denoise.evaluate.best_variant`) or None.
+        best: the best ASAPNet-denoise run (:func:`lib.denoise.compare.best_variant`) or None.
         weights_dir: the weights folder holding the official DnCNN files.
-        cnns: our CNN runs to show (:func:`lib.denoise.evaluate.reference_cnn`,
-            :func:`lib.denoise.evaluate.rival_cnn`; None entries are skipped).
+        cnns: our CNN runs to show (:func:`lib.denoise.compare.reference_cnn`,
+            :func:`lib.denoise.compare.rival_cnn`; None entries are skipped).
 
     Returns:
         label -> ``(noisy, sigma) -> output``, in the figure's column order.

@@ -5,8 +5,10 @@ computes a metric. :mod:`lib.report.common` holds what both studies share (numbe
 captions, figure saving and embedding), :mod:`lib.report.summary` the answers at the top of the
 page and the headline files of ``dvc metrics show``, :mod:`lib.report.translation` (numbers) and
 :mod:`lib.report.translation_tables` (their display) the label -> photo study and
-:mod:`lib.report.denoise` the denoising study; :mod:`lib.report.machines` says where a number was
-measured (the machine of a results file, whether two files share one) and how much a time varied.
+:mod:`lib.report.denoise` the denoising study (its runs and fronts in :mod:`lib.report.denoise_runs`,
+the PSNR-vs-time figure in :mod:`lib.report.denoise_front`, the findings in :mod:`lib.report.denoise_findings`,
+the grid-size check in :mod:`lib.report.denoise_grid`); :mod:`lib.report.machines` says where a number
+was measured (the machine of a results file, whether two files share one) and how much a time varied.
 Every table comes with a caption that states the scale (data, resolution, images, machine, commit)
 of its numbers (docs/design.md#report), and rendering the same files gives the same page
 (``scripts/render_report.py``).

@@ -1,4 +1,8 @@
-"""The denoising section of the report: official DnCNN, PSNR, ablation, time and grid-size tables and figures."""
+"""The denoising section of the report: official DnCNN, PSNR, ablation, colour and cost tables, the
+loss figure and the budget caption. The PSNR-vs-time figure and the Pareto fronts are in
+:mod:`lib.report.denoise_front`, the tile-grid check in :mod:`lib.report.denoise_grid`, the findings
+text in :mod:`lib.report.denoise_findings`; their public names are re-exported here, so the report
+notebook reads the whole section from this module."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,29 +11,33 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import NullFormatter
 
 from lib.report import ReportConfig
 from lib.report.common import MISSING, format_frame, hardware_text, is_finite, save_figure, to_float
+from lib.report.denoise_findings import LOSS_STILL_FALLING, LOSS_TREND_FRACTION, denoise_findings, loss_trend, loss_trend_text
+from lib.report.denoise_front import front_findings, plot_psnr_vs_time
+from lib.report.denoise_grid import denoise_grid_table, grid_caption, grid_findings, grid_sigma, sides_text, train_sides
 from lib.report.denoise_runs import (
-    ABLATION_PARENT,
+    ASAPNET,
     BM3D,
     OFFICIAL_LABELS,
     OFFICIAL_TWIN,
     SET_TITLES,
+    ablation_deltas,
     ablation_parents,
     denoise_labels,
     front_verdict,
+    ordered_runs,
     pareto_front,
-    psnr_time_points,
+    psnr_intervals,
     reference_run,
     run_names,
     runs_on,
+    twin_run,
 )
 from lib.report.machines import spread, spread_note, time_cell
 
 __all__ = [
-    "ABLATION_PARENT",
     "dncnn_official_table",
     "plot_dncnn_per_image",
     "run_names",
@@ -37,23 +45,29 @@ __all__ = [
     "denoise_labels",
     "denoise_psnr_table",
     "denoise_ablation_table",
+    "denoise_color_table",
     "plot_psnr_vs_time",
     "reference_run",
     "pareto_front",
     "front_verdict",
+    "front_findings",
     "plot_denoise_losses",
     "denoise_findings",
+    "loss_trend",
+    "loss_trend_text",
+    "LOSS_TREND_FRACTION",
+    "LOSS_STILL_FALLING",
     "denoise_budget_caption",
+    "bm3d_coverage",
     "denoise_grid_table",
     "grid_sigma",
     "grid_caption",
+    "grid_findings",
     "ablation_cost_display",
     "crops_caption",
 ]
 
 HEADLINE_SIGMA = ReportConfig.headline_sigma  # the default of every ``sigma`` argument below
-GRID_ROBUST_DB = 0.3  # a run is grid-size robust when its full-image gain is within this of its training-size gain
-GRID_LOST_DB = 3.0  # a run "only works at its training grid" when it loses more than this on full images
 
 
 # ----------------------------------------------------------------------------- official DnCNN weights
@@ -142,20 +156,23 @@ def denoise_psnr_table(eval_json: Mapping[str, Any], block: str = "summary", met
 def denoise_ablation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame,
                            train: Mapping[str, Mapping[str, Any]], set_name: str = "bsd68",
                            sigma: float = HEADLINE_SIGMA) -> pd.DataFrame:
-    """The ablation: one row per run evaluated on ``set_name`` (runs order) with its change, cost and PSNR.
+    """The ablation: one row per run evaluated on ``set_name`` with its change, cost and PSNR, grouped
+    (:func:`lib.report.denoise_runs.ordered_runs`: the ASAPNet chain, the filter rows, the hybrid rows, the
+    plain CNNs, the longer-training runs).
 
-    Columns: change, parent (the run this row changes, :func:`ablation_parents`), params, GMAC
-    (481x321), time at each timed size (ms, median), training steps, pixel-samples (millions)
-    and minutes (the training summaries in ``train``, else the planned values of the runs
-    table), PSNR on
-    ``set_name`` per sigma and ``Δ σ=<sigma>`` (gain over the parent at ``sigma``, dB; NaN
-    without a parent).
+    Columns: group, change, parent (the run this row changes, :func:`ablation_parents`), params, GMAC
+    (481x321), time at each timed size (ms, median), training steps, pixel-samples (millions) and
+    minutes (the training summaries in ``train``, else the planned values of the runs table), PSNR on
+    ``set_name`` per sigma, ``Δ σ=<sigma>`` (dB over the parent at ``sigma``: the paired mean difference of
+    ``ablation_delta``, else the difference of the two means; NaN without a parent) and ``95% CI σ=<sigma>``
+    (the bootstrap interval of that difference as text, ``[+0.12, +0.30]``; :data:`MISSING` without a record).
     """
     summary = pd.DataFrame(eval_json["summary"])
     parents = ablation_parents(eval_json)
+    deltas = ablation_deltas(eval_json, set_name, sigma)
     rows = []
-    for r in runs_on(eval_json, set_name):
-        row = {"run": r["run"], "change": r["change"], "parent": parents.get(r["run"]) or MISSING,
+    for group, r in ordered_runs(eval_json, set_name):
+        row = {"run": r["run"], "group": group, "change": r["change"], "parent": parents.get(r["run"]) or MISSING,
                "params (M)": r["params"] / 1e6, "GMAC 481x321": r["gmacs"]}
         for (h, w), g in timing[timing["model"] == r["run"]].groupby(["height", "width"], sort=False):
             row[f"ms {w}x{h}"] = float(g["median_ms"].iloc[0])
@@ -172,57 +189,65 @@ def denoise_ablation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame,
     column = f"PSNR σ={sigma:g}"
     if column in table:
         psnr = table[column]
-        table[f"Δ σ={sigma:g}"] = [psnr[run] - psnr[p] if p in psnr.index else float("nan")
-                                   for run, p in zip(table.index, table["parent"])]
+        levels = {round(100 * to_float(d.get("level", 0.95))) for d in deltas.values()} or {95}
+        ci_column = f"{levels.pop() if len(levels) == 1 else 95}% CI σ={sigma:g}"
+        diff, ci = [], []
+        for run, p in zip(table.index, table["parent"]):
+            d = deltas.get(run)
+            if d is not None and d["model_b"] == p:
+                diff.append(to_float(d["mean_diff"]))
+                ci.append(f"[{to_float(d['ci_low']):+.2f}, {to_float(d['ci_high']):+.2f}]")
+            else:
+                diff.append(psnr[run] - psnr[p] if p in psnr.index else float("nan"))
+                ci.append(MISSING)
+        table[f"Δ σ={sigma:g}"] = diff
+        table[ci_column] = ci
     return table.round(3)
 
 
-def denoise_grid_table(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """PSNR gain over the noisy input (dB) of each ASAPNet run per crop side (``grid_check``),
-    with the run's training patch side and tile size: does a run work at other grid sizes?"""
-    grid = pd.DataFrame(eval_json.get("grid_check", []))
-    if grid.empty:
+def denoise_color_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str = "cbsd68",
+                        size: tuple[int, int] = (321, 481)) -> pd.DataFrame:
+    """The colour models on ``set_name`` (CBSD68): the official CDnCNN-B, CBM3D, our CDnCNN-20 and the
+    ASAPNet-derived colour runs, one row each, with mean PSNR per sigma (``summary``; CBM3D where it ran
+    on the images of only some sigmas: its ``bm3d_subset`` value and image count in brackets), the 95%
+    bootstrap interval at each sigma (``psnr_interval``) and the time per image at ``size`` (ms; CBM3D:
+    its wall time in the evaluation). Formatted strings; empty without colour rows."""
+    rows = [r for r in eval_json.get("summary", []) if r["set"] == set_name]
+    if not rows:
         return pd.DataFrame()
-    if "crop_minus_full_db" in grid:  # scored on identical pixels: the crop windows' PSNR minus the full image's
-        table = grid[grid["crop"] != 0].pivot_table(index="model", columns="crop", values="crop_minus_full_db", sort=False)
-        table.columns = [f"{c}x{c} windows − full image" for c in table.columns]
-    else:  # results written before the identical-pixel check: gains on different pixels
-        table = grid.pivot_table(index="model", columns="crop", values="gain_db", sort=False)
-        table.columns = [("full image" if c == 0 else f"{c}x{c} crop") for c in table.columns]
-    info = pd.DataFrame({
-        m: {"train patch": _sides_text(_train_sides(train.get(m, {}))),
-            "tile": train.get(m, {}).get("model_config", {}).get("tile_size")}
-        for m in table.index
-    }).T
-    return pd.concat([info, table.round(2)], axis=1)
-
-
-def _train_sides(summary: Mapping[str, Any]) -> list[int]:
-    """The training patch sides of a run's summary (``patch_sizes``, else ``patch_size``)."""
-    sides = summary.get("patch_sizes") or ([summary["patch_size"]] if summary.get("patch_size") else [])
-    return [int(p) for p in sides]
-
-
-def _sides_text(sides: Sequence[int]) -> int | str | None:
-    """One side as itself, several as ``"64/96/128"``, none as None."""
-    if not sides:
-        return None
-    return sides[0] if len(sides) == 1 else "/".join(str(p) for p in sides)
-
-
-def grid_caption(eval_json: Mapping[str, Any], sigma: float = HEADLINE_SIGMA) -> str:
-    """The grid-size table's caption: its noise level and how many images each of its numbers averages."""
-    counts = sorted({int(r["n_images"]) for r in eval_json.get("grid_check", []) if is_finite(r.get("n_images"))})
-    n = "/".join(str(c) for c in counts) or "?"
-    if any("crop_minus_full_db" in r for r in eval_json.get("grid_check", [])):
-        return (f"*σ = {grid_sigma(eval_json, sigma):g}; {n} BSD68 image{'s' if n != '1' else ''}; each cell: the PSNR "
-                f"(dB) of the image denoised as a grid of crop-side windows, each window alone, minus that of the whole "
-                f"image denoised once, on the same pixels (so crop content cannot confound it). Near 0 (slightly "
-                f"negative from window borders): the run works at any grid size; large and positive: it only works at "
-                f"its training grid.*")
-    return (f"*σ = {grid_sigma(eval_json, sigma):g}; each cell: the mean gain over the first {n} BSD68 image"
-            f"{'s' if n != '1' else ''} only (the check is costly; crops and full images are different pixels), so it "
-            f"shows large effects (a run that fails on full images), not differences of a few tenths of a dB.*")
+    full = {(r["model"], to_float(r["sigma"])) for r in rows}
+    rows += [r for r in eval_json.get("bm3d_subset", [])
+             if r["set"] == set_name and r["model"] == BM3D and (BM3D, to_float(r["sigma"])) not in full]
+    labels, intervals = denoise_labels(eval_json), psnr_intervals(eval_json)
+    labels[BM3D] = "CBM3D"
+    runs = runs_on(eval_json, set_name)
+    h, w = size
+    t = timing[(timing["height"] == h) & (timing["width"] == w)].set_index("model")["median_ms"]
+    order = {m: i for i, m in enumerate([*OFFICIAL_LABELS, BM3D, reference_run(runs),
+                                         *(r["run"] for r in runs if r.get("model") != ASAPNET),
+                                         *(r["run"] for r in runs if r.get("model") == ASAPNET)])}
+    n = max(int(r["n_images"]) for r in rows)
+    cells: dict[str, dict[str, str]] = {}
+    for r in sorted(rows, key=lambda r: (order.get(r["model"], len(order)), to_float(r["sigma"]))):
+        model, sigma = r["model"], to_float(r["sigma"])
+        row = cells.setdefault(labels.get(model, model), {})
+        value = f"{to_float(r['psnr']):.2f}"
+        if int(r["n_images"]) != n:
+            value += f" ({r['n_images']} images)"
+        ci = intervals.get((set_name, sigma, model))
+        row[f"PSNR σ={sigma:g}"] = value
+        row[f"95% CI σ={sigma:g}"] = f"[{to_float(ci['ci_low']):.2f}, {to_float(ci['ci_high']):.2f}]" if ci else MISSING
+        if model == BM3D:
+            ms = 1e3 * to_float(r.get("seconds_per_image"))
+        else:
+            ms = to_float(t.get(twin_run(runs, model) if model in OFFICIAL_TWIN else model))
+        row[f"ms {w}x{h}"] = f"{ms:,.0f}" if is_finite(ms) else MISSING
+    table = pd.DataFrame.from_dict(cells, orient="index")
+    sigmas = sorted({to_float(r["sigma"]) for r in rows})
+    columns = [c for s in sigmas for c in (f"PSNR σ={s:g}", f"95% CI σ={s:g}")] + [f"ms {w}x{h}"]
+    table = table[[c for c in columns if c in table]].fillna(MISSING)
+    table.columns.name = f"{SET_TITLES.get(set_name, set_name)} ({n} images)"
+    return table
 
 
 def ablation_cost_display(ablation: pd.DataFrame, timing: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -244,12 +269,6 @@ def ablation_cost_display(ablation: pd.DataFrame, timing: pd.DataFrame) -> tuple
     return out, spread_note(kinds, "/".join(str(r) for r in runs))
 
 
-def grid_sigma(eval_json: Mapping[str, Any], default: float = HEADLINE_SIGMA) -> float:
-    """The noise level of the grid-size check: its rows' ``sigma`` where written, else ``default``."""
-    sigmas = {to_float(r["sigma"]) for r in eval_json.get("grid_check", []) if is_finite(r.get("sigma"))}
-    return sigmas.pop() if len(sigmas) == 1 else default
-
-
 def crops_caption(sigmas: Sequence[float]) -> str:
     """Caption of the crop figure of the evaluation stage, drawn at ``sigmas`` (``report.crops_sigma``)."""
     names = [f"{s:g}" for s in sigmas]
@@ -258,50 +277,6 @@ def crops_caption(sigmas: Sequence[float]) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-
-def plot_psnr_vs_time(eval_json: Mapping[str, Any], timing: pd.DataFrame, per_image: pd.DataFrame,
-                      set_name: str = "bsd68", size: tuple[int, int] = (321, 481), out: str | Path | None = None) -> tuple[plt.Figure, pd.DataFrame]:
-    """PSNR on ``set_name`` vs inference time per image at ``size`` (log x), one panel per sigma,
-    with the Pareto front of our DnCNN-style CNNs drawn as a line through their non-dominated
-    points (:func:`pareto_front`): a model below the line is beaten by a plain CNN.
-
-    Our models: generator-only median time (``denoise_timing.csv``). An official blind DnCNN
-    has our DnCNN-20's network (:data:`OFFICIAL_TWIN`), so it gets its time. BM3D: its mean
-    wall time per image from the evaluation (481x321 images, CPU), its PSNR on its own subset
-    (marked).
-
-    Returns:
-        ``(figure, the plotted points)`` with columns ``model, label, sigma, ms, psnr,
-        n_images, cnn``.
-    """
-    data = psnr_time_points(eval_json, timing, per_image, set_name, size)
-    h, w = size
-    sigmas = sorted(data["sigma"].unique()) if len(data) else []
-    fig, axes = plt.subplots(1, max(1, len(sigmas)), figsize=(4.6 * max(1, len(sigmas)), 3.8), squeeze=False)
-    palette = dict(zip(data["label"].unique() if len(data) else [], sns.color_palette("tab10", 10) * 3))
-    for ax, sigma in zip(axes[0], sigmas):
-        d = data[data["sigma"] == sigma]
-        front = pareto_front(d[d["cnn"]])
-        if len(front) > 1:
-            ax.plot(front["ms"], front["psnr"], color="0.55", lw=1.2, ls="--", zorder=1, label="plain-CNN Pareto front")
-        for _, p in d.iterrows():
-            marker = "s" if p["model"] in OFFICIAL_LABELS else ("^" if p["model"] == BM3D else ("D" if p["cnn"] else "o"))
-            ax.scatter(p["ms"], p["psnr"], color=palette[p["label"]], marker=marker, s=45, label=p["label"], zorder=2)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
-        ax.set_title(f"{SET_TITLES.get(set_name, set_name)}, σ={sigma:g}")
-        ax.set_xlabel(f"time per {w}x{h} image (ms, log)")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3, which="both")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(4, max(1, len(names))), fontsize=8, bbox_to_anchor=(0.5, -0.16))
-    fig.suptitle(f"PSNR against time per image ({SET_TITLES.get(set_name, set_name)}; times: batch 1, fp32, median; "
-                 "dashed: the plain CNNs' Pareto front)", fontsize=10)
-    fig.tight_layout()
-    if out is not None:
-        save_figure(fig, out)
-    return fig, data
-
 
 def plot_denoise_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | None = None) -> plt.Figure:
     """Training MSE per run (rolling mean of 5 logged points, log y)."""
@@ -321,166 +296,51 @@ def plot_denoise_losses(losses: Mapping[str, pd.DataFrame], out: str | Path | No
 
 # ----------------------------------------------------------------------------- text
 
-def _grid_findings(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]], sigma: float) -> list[str]:
-    """Sentences on the grid-size check: runs that only work at their training grid, runs that
-    are grid-size robust (full-image gain within :data:`GRID_ROBUST_DB` of the gain at their
-    largest training side among the checked crops)."""
-    grid = pd.DataFrame(eval_json.get("grid_check", []))
-    if grid.empty:
-        return []
-    lost, robust = [], []
-    for model, g in grid.groupby("model", sort=False):
-        sides = [p for p in _train_sides(train.get(model, {})) if p in set(g["crop"])]
-        full = g[g["crop"] == 0]["gain_db"]
-        if not sides or full.empty:
-            continue
-        side = max(sides)
-        at_train, at_full = float(g[g["crop"] == side]["gain_db"].iloc[0]), float(full.iloc[0])
-        if "crop_minus_full_db" in g:  # identical pixels: the full image's gain on the windows' pixels
-            at_full = at_train - float(g[g["crop"] == side]["crop_minus_full_db"].iloc[0])
-        where = (f"{at_train:+.1f} dB on {side}-px crops, {'its largest training side' if len(_train_sides(train[model])) > 1 else 'its training patch size'}, "
-                 f"{at_full:+.1f} dB on full images")
-        if at_train - at_full > GRID_LOST_DB:
-            lost.append(f"{model} ({where})")
-        elif abs(at_train - at_full) <= GRID_ROBUST_DB:
-            robust.append(f"{model} ({where})")
-    check = f"(grid-size check, σ={grid_sigma(eval_json, sigma):g})"
-    out = []
-    if lost:
-        out.append("Some variants only work at the tile-grid size they were trained on: " + "; ".join(lost)
-                   + f" {check}. Their low-res stream learned the statistics of a small grid of tiles.")
-    if robust:
-        out.append(f"Grid-size robust (full-image gain within {GRID_ROBUST_DB:g} dB of the training-size gain): "
-                   + "; ".join(robust) + f" {check}.")
-    return out
-
-
-def _front_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str, size: tuple[int, int],
-                    sigma: float) -> list[str]:
-    """Sentences placing every ASAPNet run against the Pareto front of our plain CNNs at ``sigma``."""
-    points = psnr_time_points(eval_json, timing, None, set_name, size)
-    points = points[points["sigma"] == float(sigma)]
-    front = pareto_front(points[points["cnn"]])
-    asap = {r["run"] for r in runs_on(eval_json, set_name) if r.get("model") == "asapnet_denoise"}
-    rows = points[points["model"].isin(asap)]
-    if len(front) < 1 or rows.empty:
-        return []
-    dominated, other = [], []
-    for _, p in rows.sort_values("psnr", ascending=False).iterrows():
-        v = front_verdict(front, p["ms"], p["psnr"])
-        if v["dominated_by"] is not None:
-            d = v["dominated_by"]
-            dominated.append(f"{p['model']} ({p['psnr']:.2f} dB, {p['ms']:.0f} ms) by {d['label']} "
-                             f"({d['psnr']:.2f} dB, {d['ms']:.0f} ms)")
-        elif v["margin_db"] is not None:
-            other.append(f"{p['model']} is {v['margin_db']:+.2f} dB from the plain-CNN front at its speed")
+def bm3d_coverage(eval_json: Mapping[str, Any]) -> str:
+    """Which images BM3D / CBM3D ran on, per set: every image at the sigmas of ``meta.bm3d_full_sigmas``,
+    the first N images (``bm3d_subset``'s image count) at the others; for files without
+    ``bm3d_full_sigmas``, the count of ``meta.bm3d_images``."""
+    meta = eval_json.get("meta", {})
+    full = {k: [to_float(x) for x in v] for k, v in (meta.get("bm3d_full_sigmas") or {}).items()}
+    counts: dict[str, dict[float, int]] = {}
+    for r in eval_json.get("bm3d_subset", []):
+        if r["model"] == BM3D:
+            counts.setdefault(r["set"], {})[to_float(r["sigma"])] = int(r["n_images"])
+    parts = []
+    for name, images in meta.get("bm3d_images", {}).items():
+        title = ("CBM3D on " if name.startswith("c") else "BM3D on ") + SET_TITLES.get(name, name)
+        sigmas = full.get(name, [])
+        rest = sorted({n for sg, n in counts.get(name, {}).items() if sg not in sigmas})
+        first = "/".join(str(n) for n in rest) or str(len(images))
+        if sigmas:
+            listed = ", ".join(f"{x:g}" for x in sigmas)
+            parts.append(f"{title}: every image at σ={listed}" + (f", the first {first} at the other sigmas" if rest else ""))
         else:
-            other.append(f"{p['model']} ({p['ms']:.0f} ms) lies outside the time range of the plain CNNs")
-    out = []
-    if dominated and not other:
-        out.append(f"**ASAPNet is dominated** at σ={sigma:g}: for every variant a plain CNN of our own, trained on the same "
-                   "budget, is at least as fast and at least as good: " + "; ".join(dominated) + ".")
-    elif dominated:
-        out.append(f"Dominated by a plain CNN (at least as fast and as good) at σ={sigma:g}: " + "; ".join(dominated) + ".")
-    if other:
-        out.append(f"Against the plain-CNN Pareto front at σ={sigma:g}: " + "; ".join(other) + ".")
-    return out
-
-
-def denoise_findings(eval_json: Mapping[str, Any], timing: pd.DataFrame, set_name: str = "bsd68",
-                     size: tuple[int, int] = (321, 481), train: Mapping[str, Mapping[str, Any]] | None = None,
-                     sigma: float = HEADLINE_SIGMA) -> str:
-    """The study's answer in a few sentences, every number read from the metrics files.
-
-    States the plain transfer's PSNR (and the residual variant's, when trained) against the
-    noisy input at ``sigma``, the best ASAPNet variant (``meta.best_variant``), its distance to
-    our reference CNN (``meta.reference_cnn``, else :func:`reference_run`) and to the official
-    blind DnCNN at each sigma with the paired bootstrap interval (``paired_difference``), the
-    time ratio, where every ASAPNet run lies against the Pareto front of our plain CNNs (saying
-    plainly when ASAPNet is dominated), and the grid-size check (``grid_check``). Runs are found
-    in the runs table by variant (:data:`ABLATION_PARENT`) and model, not by name.
-    """
-    summary = pd.DataFrame(eval_json["summary"])
-    s = summary[summary["set"] == set_name]
-    meta = eval_json["meta"]
-    best = meta.get("best_variant")
-    runs = runs_on(eval_json, set_name)
-    variant_run = {r.get("variant"): r["run"] for r in runs if r.get("variant") in ABLATION_PARENT}
-    official = next((m for m in OFFICIAL_TWIN if m in set(s["model"])), None)  # the official blind DnCNN
-    ours = meta.get("reference_cnn") if meta.get("reference_cnn") in {r["run"] for r in runs} else reference_run(runs)
-
-    def psnr(model: str | None, sig: float) -> float | None:
-        v = s[(s["model"] == model) & (s["sigma"] == sig)]["psnr"]
-        return None if v.empty else float(v.iloc[0])
-
-    def noisy(sig: float) -> float | None:
-        v = s[s["sigma"] == sig]["psnr_noisy"]
-        return None if v.empty else float(v.iloc[0])
-
-    sigmas = sorted(s["sigma"].unique())
-    n = int(s["n_images"].max()) if len(s) else 0
-    h, w = size
-    t = timing[(timing["height"] == h) & (timing["width"] == w)].set_index("model")["median_ms"]
-    parts = [f"On {n} {SET_TITLES.get(set_name, set_name)} images:"]
-    plain, residual = psnr(variant_run.get("plain"), sigma), psnr(variant_run.get("residual"), sigma)
-    noise_in = noisy(sigma)
-    if plain is not None and noise_in is not None:
-        verdict = (
-            "a per-pixel network that sees one noisy pixel does not average the noise away"
-            if max(plain, residual if residual is not None else plain) < noise_in + 1.0
-            else "more than 1 dB above the noisy input even without context"
-        )
-        with_res = "" if residual is None else f", and with a residual output (predicting the noise) {residual:.2f} dB"
-        parts.append(f"the plain transfer of ASAPNet reaches {plain:.2f} dB at σ={sigma:g} against {noise_in:.2f} dB "
-                     f"for the noisy input itself{with_res}: {verdict}.")
-    if best:
-        gaps = []
-        for sig in sigmas:
-            b, mine, off = psnr(best, sig), psnr(ours, sig), psnr(official, sig)
-            if b is None:
-                continue
-            txt = f"σ={sig:g}: {b:.2f} dB"
-            if mine is not None:
-                txt += f" ({b - mine:+.2f} vs our DnCNN"
-                txt += f", {b - off:+.2f} vs the official DnCNN-B)" if off is not None else ")"
-            gaps.append(txt)
-        parts.append(f"The best ASAPNet variant is **{best}** — " + "; ".join(gaps) + ".")
-        paired = [r for r in eval_json.get("paired_difference", [])
-                  if r["set"] == set_name and float(r["sigma"]) == float(sigma) and r["model_a"] == best]
-        if paired:
-            r = paired[0]
-            parts.append(
-                f"Image by image at σ={sigma:g}, {best} minus {r['model_b']}: {r['mean_diff']:+.2f} dB "
-                f"({100 * r['level']:.0f}% paired bootstrap interval [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] over "
-                f"{r['n_images']} images; {best} is better on {r['wins_a']} of them)."
-            )
-        if best in t and ours in t:
-            parts.append(
-                f"It runs a {w}x{h} image in {t[best]:.0f} ms against {t[ours]:.0f} ms for DnCNN "
-                f"({t[ours] / t[best]:.1f}x faster, same CPU, batch 1, fp32)."
-            )
-    parts += _front_findings(eval_json, timing, set_name, size, sigma)
-    parts += _grid_findings(eval_json, train or {}, sigma)
-    return " ".join(p for p in parts if p)
+            parts.append(f"{title}: the first {first} images")
+    return "; ".join(parts)
 
 
 def denoise_budget_caption(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]]) -> str:
-    """The scale of the study's numbers: training budget per run, test images, hardware."""
+    """The scale of the study's numbers: training budget per run, test images, BM3D's images, hardware."""
     meta = eval_json["meta"]
     runs = []
     for name, t in train.items():
-        sides = _sides_text(_train_sides(t))
+        sides = sides_text(train_sides(t))
         pixels = t.get("pixel_samples")
         runs.append(f"{name} {t.get('steps')} steps x {t.get('batch_size')} patches of {sides} px"
                     + (f" = {pixels / 1e6:.0f} M pixel-samples" if pixels is not None else "")
                     + f" ({(t.get('train_seconds') or 0) / 60:.1f} min{', ' + t['precision'] if t.get('precision') else ''})")
+    longer = [r for r in meta.get("longer_training") or [] if r in train]
+    same = ("every run the same number of training pixel-samples"
+            + (f" except the longer-training runs ({', '.join(longer)})" if longer else ""))
     hw = meta.get("hardware", {})
     images = ", ".join(f"{SET_TITLES.get(s, s)} {len(n)}" for s, n in meta.get("images", {}).items())
+    bm3d = bm3d_coverage(eval_json)
     return (
         f"Scale: {meta.get('scale')}. Training (blind, sigma in {next(iter(train.values())).get('sigma_range') if train else '?'}, "
-        f"Train400 gray / CBSD432 color; every run the same number of training pixel-samples): " + "; ".join(runs)
+        f"Train400 gray / CBSD432 color; {same}): " + "; ".join(runs)
         + ". For comparison, DnCNN's own recipe is 50 epochs of 1,600 batches of 128 patches of 40 px (16.4 G "
         "pixel-samples), so our DnCNN rows show how far that budget is from the official weights. "
-        f"Test images: {images}; BM3D on {sum(len(v) for v in meta.get('bm3d_images', {}).values())} of them. "
+        f"Test images: {images}{'; ' + bm3d if bm3d else ''}. "
         f"Hardware: {hardware_text(hw)}, torch {hw.get('torch_version', '?')}, commit {meta.get('git_revision', '?')}."
     )

@@ -8,6 +8,7 @@ same numbers into the few sentences at the top of ``reports/index.html`` (docs/d
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from lib.io import write_json
 from lib.report.common import is_finite, to_float
-from lib.report.denoise_runs import CNN, denoise_labels, reference_run, runs_on
+from lib.report.denoise_runs import CNN, FAMILIES, denoise_labels, longer_training, psnr_time_points, reference_run, runs_on
 from lib.report.machines import machine_text, same_machine
 from lib.report.translation import runtime_series, time_quality_points
 from lib.report.translation_curves import curve_plot_table
@@ -201,6 +202,35 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
     return parts[0] + "\n\n" + "\n".join(f"- {p}" for p in parts[1:]) if len(parts) > 1 else "".join(parts)
 
 
+def _rival(runs: list, psnr: Mapping[str, float], ms: Mapping[str, float], best: str, ref: str | None) -> str | None:
+    """The plain CNN the verdict rests on, for files without ``meta.rival_cnn`` (the evaluation's rule,
+    :func:`lib.denoise.compare.rival_cnn`): the fastest of our plain CNNs (not the reference) at least as good
+    as ``best``, else the one nearest to it in log time."""
+    cnns = [r["run"] for r in runs if r.get("model") == CNN and r["run"] != ref and r["run"] in psnr and r["run"] in ms]
+    if not cnns or best not in ms:
+        return None
+    good = [r for r in cnns if psnr[r] >= psnr[best]]
+    return min(good, key=lambda r: ms[r]) if good else min(cnns, key=lambda r: abs(math.log(ms[r] / ms[best])))
+
+
+def _front_sentence(denoise_eval: Mapping[str, Any], timing: pd.DataFrame, sigma: float, set_name: str) -> str:
+    """Whether an ASAPNet-derived run is on the PSNR-vs-time Pareto front of every model at ``sigma``."""
+    points = psnr_time_points(denoise_eval, timing, set_name, DENOISE_SIZE)
+    points = points[points["sigma"] == float(sigma)]
+    if points.empty:
+        return ""
+    asap = points[points["on_front"] & (points["family"] == FAMILIES[0])]
+    kinds = ", ".join(["ours"] + [k for k, f in (("the official DnCNN", FAMILIES[3]), ("BM3D", FAMILIES[4]))
+                                  if (points["family"] == f).any()])
+    where = f"of all {len(points)} models ({kinds}; σ={sigma:g})"
+    if asap.empty:
+        return f"**Pareto front:** no ASAPNet-derived design is on the PSNR-vs-time Pareto front {where}."
+    fastest = points["ms"].min()
+    named = [f"{p['label']} ({p['psnr']:.2f} dB, {p['ms']:.0f} ms{', the fastest model, so on it by speed alone' if p['ms'] <= fastest else ''})"
+             for _, p in asap.iterrows()]
+    return f"**Pareto front:** on the PSNR-vs-time Pareto front {where}: " + "; ".join(named) + "."
+
+
 def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None, sigma: float,
                     anchors: Mapping[str, str], set_name: str) -> str:
     summary = pd.DataFrame(denoise_eval.get("summary", []))
@@ -210,15 +240,17 @@ def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None
     psnr = {m: float(v) for m, v in zip(s["model"], s["psnr"])}
     runs = runs_on(denoise_eval, set_name)
     labels = denoise_labels(denoise_eval)
+    meta = denoise_eval.get("meta", {})
     ms: dict[str, float] = {}
     if timing is not None and len(timing):
         h, w = DENOISE_SIZE
         t = timing[(timing["height"] == h) & (timing["width"] == w)]
         ms = {m: float(v) for m, v in zip(t["model"], t["median_ms"])}
-    asap = [r["run"] for r in runs if r.get("model") == ASAPNET_DENOISE and r["run"] in psnr]
+    longer = set(longer_training(denoise_eval))
+    asap = [r["run"] for r in runs if r.get("model") == ASAPNET_DENOISE and r["run"] in psnr and r["run"] not in longer]
     if not asap:
         return ""
-    best = max(asap, key=lambda r: psnr[r])
+    best = meta.get("best_variant") if meta.get("best_variant") in asap else max(asap, key=lambda r: psnr[r])
     noisy = float(s["psnr_noisy"].iloc[0]) if len(s) else float("nan")
     n = int(s["n_images"].max()) if len(s) else 0
     where = f"σ={sigma:g}, {n} BSD68 images" if set_name == "bsd68" else f"σ={sigma:g}, {n} {set_name} images"
@@ -226,49 +258,59 @@ def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None
     def time_of(model: str) -> str:
         return f" in {ms[model]:.0f} ms" if model in ms else ""
 
-    hw = denoise_eval.get("meta", {}).get("hardware")
+    hw = meta.get("hardware")
     machine = f"; times: batch 1, fp32, one run of the evaluation stage on {machine_text(hw)}" if hw and ms else ""
-    parts = [f"**ASAPNet:** the best variant, {labels.get(best, best)}, reaches **{psnr[best]:.2f} dB**{time_of(best)} "
-             f"per {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]} image ({where}; noisy input {noisy:.2f} dB{machine})."]
+    parts = [f"**ASAPNet:** the best variant at the shared training budget, {labels.get(best, best)}, reaches "
+             f"**{psnr[best]:.2f} dB**{time_of(best)} per {DENOISE_SIZE[1]}x{DENOISE_SIZE[0]} image ({where}; noisy input "
+             f"{noisy:.2f} dB{machine})."]
     official = next((m for m in ("official_dncnn_b_gray", "official_dncnn_s") if m in psnr), None)
-    ref = reference_run(runs)
+    ref = meta.get("reference_cnn") if meta.get("reference_cnn") in psnr else reference_run(runs)
     if official:
         twin = f" and {ms[ref]:.0f} ms (our DnCNN-20, the same network)" if ref in ms else ""
         parts.append(f"**Against DnCNN:** the fully trained DnCNN-B (official weights) reaches {psnr[official]:.2f} dB{twin}: "
                      f"ASAPNet is {psnr[official] - psnr[best]:.2f} dB behind"
                      + (f" and {ms[ref] / ms[best]:.1f}x faster." if ref in ms and best in ms else "."))
-    cnns = [r["run"] for r in runs if r.get("model") == CNN and r["run"] != ref and r["run"] in psnr and r["run"] in ms]
-    # the rival: the best plain CNN at most as slow as ASAPNet; else the fastest plain CNN
-    as_fast = [r for r in cnns if best in ms and ms[r] <= ms[best]]
-    rival = (max(as_fast, key=lambda r: psnr[r]) if as_fast
-             else min(cnns, key=lambda r: ms[r], default=None) if best in ms else None)
+    rival = meta.get("rival_cnn") if "rival_cnn" in meta else _rival(runs, psnr, ms, best, ref)
+    if rival not in psnr or rival not in ms or best not in ms:
+        rival = None
     gain = psnr[best] - noisy
-    if rival is not None and psnr[best] - psnr[rival] <= 0.1:
+    diff = psnr[best] - psnr[rival] if rival else float("nan")
+    as_fast = rival is not None and ms[rival] <= ms[best] * 1.1  # the plain CNN is at most 10% slower
+    if rival is not None and diff <= 0.1 and as_fast:
         answer = "Not at this budget: a plain CNN as fast denoises as well or better"
     elif gain < 1.0:
         answer = "No: it barely improves on the noisy input"
-    elif rival is not None:
+    elif rival is not None and diff > 0.1 and ms[best] <= ms[rival] * 1.1:
         answer = "Partly: it beats a plain CNN as fast, but not the fully trained DnCNN"
+    elif rival is not None and diff <= 0.1:
+        answer = f"Mixed: faster than the plain CNN nearest in time, but {-diff:.2f} dB behind it"
+    elif rival is not None:
+        answer = "Partly: better than the plain CNN nearest in time, but slower"
     else:
         behind = "close to" if official and psnr[official] - psnr[best] < 1.0 else "well behind"
         answer = f"Partly: a fast denoiser, but {behind} the fully trained DnCNN"
     if official and gain >= 1.0 and psnr[official] - psnr[best] < 0.1:
         answer = "Yes: as good as the fully trained DnCNN"
     if rival is not None:
-        diff = psnr[best] - psnr[rival]
+        paired = next((r for r in denoise_eval.get("paired_difference", []) if r["set"] == set_name
+                       and float(r["sigma"]) == float(sigma) and r["model_a"] == best and r["model_b"] == rival), None)
+        interval = (f", {100 * to_float(paired['level']):.0f}% paired bootstrap interval [{to_float(paired['ci_low']):+.2f}, "
+                    f"{to_float(paired['ci_high']):+.2f}] over {paired['n_images']} images" if paired else "")
         verdict = ("so at this cost the ASAPNet design beats a plain CNN" if diff > 0.1 and ms[best] <= ms[rival] * 1.1
-                   else "so at this cost the ASAPNet design does not beat a plain CNN" if diff <= 0.1
-                   else "but it is slower")
-        parts.append(f"**Against a plain CNN as fast:** {labels.get(rival, rival)}, trained on the same budget, reaches {psnr[rival]:.2f} dB "
-                     f"in {ms[rival]:.0f} ms, {ms[best] / ms[rival]:.1f}x ASAPNet's speed "
-                     f"({diff:+.2f} dB for ASAPNet), {verdict}.")
+                   else "so at this cost the ASAPNet design does not beat a plain CNN" if diff <= 0.1 and as_fast
+                   else "but it is slower" if diff > 0.1 else "but it is faster")
+        parts.append(f"**Against the plain CNN the verdict rests on:** {labels.get(rival, rival)}, trained on the same budget, "
+                     f"reaches {psnr[rival]:.2f} dB in {ms[rival]:.0f} ms; ASAPNet takes {ms[best] / ms[rival]:.2f}x its time "
+                     f"and scores {diff:+.2f} dB against it{interval}, {verdict}.")
+    if timing is not None and len(timing):
+        parts.append(_front_sentence(denoise_eval, timing, sigma, set_name))
     if ref in psnr:
         parts.append(f"**Our DnCNN-20 at the same budget:** {psnr[ref]:.2f} dB.")
     links = [_link(t, anchors.get(k)) for t, k in (("findings", "denoise-findings"), ("ablation", "ablation"))
              if anchors.get(k)]
     if links:
         parts.append("**Details:** " + ", ".join(links) + ".")
-    return f"**{answer}.**\n\n" + "\n".join(f"- {p}" for p in parts)
+    return f"**{answer}.**\n\n" + "\n".join(f"- {p}" for p in parts if p)
 
 
 def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
