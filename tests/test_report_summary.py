@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import math
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from lib.report import summary as S
 from lib.report.common import MISSING, format_frame, format_number
+from lib.report.studies import Study
 
 
 def _eval(asap_fid=150.0, p2p_fid=200.0, asap_miou=0.30, p2p_miou=0.20):
@@ -23,6 +26,11 @@ def _eval(asap_fid=150.0, p2p_fid=200.0, asap_miou=0.30, p2p_miou=0.20):
                      "models": ["asapnet", "pix2pixhd"]},
             "rows": [row("asapnet", asap_fid, asap_miou), row("pix2pixhd", p2p_fid, p2p_miou),
                      row("real", 60.0, 0.5, fid_between="real training photos vs real test photos", kid="nan")]}
+
+
+def _studies(ev=None):
+    """One study with results (Facades), as the notebook loads it."""
+    return [Study("facades", "Facades", Path("reports/metrics/translation/facades"), ev or _eval())]
 
 
 HW = {"device": "cpu", "cpu_model": "AMD EPYC", "cpu_features": ["avx2", "avx512f"], "threads": 2}
@@ -80,9 +88,9 @@ def _denoise_timing():
 
 
 def test_headline_rows_are_flat_rounded_and_from_the_files():
-    rows = S.headline(_eval(asap_fid=150.04), _timing_json(), _denoise(), _official())
-    assert rows["translation_asapnet"] == {"fid": 150.0, "kid": 0.15, "miou": 0.3}
-    assert rows["translation_real_photos"] == {"fid": 60.0, "miou": 0.5}  # KID "nan" left out
+    rows = S.headline({"facades": _eval(asap_fid=150.04)}, _timing_json(), _denoise(), _official())
+    assert rows["translation_facades_asapnet"] == {"fid": 150.0, "kid": 0.15, "miou": 0.3}
+    assert rows["translation_facades_real_photos"] == {"fid": 60.0, "miou": 0.5}  # KID "nan" left out
     # all-threads measurement of the stage; the skipped 1024x2048 cell: our pix2pixHD / our ASAPNet of the
     # ours-vs-official run on the same machine (not the official pix2pixHD, not the stage's 256x512 again)
     assert rows["speedup_256x512"] == {"pix2pixhd": 2.5, "spade": 6.0}
@@ -97,20 +105,20 @@ def test_headline_takes_no_ratio_from_another_or_an_unidentified_machine():
     other = {**HW, "cpu_features": ["avx2"]}  # another CPU of the same model name
     unknown = {k: v for k, v in HW.items() if k != "cpu_features"}  # cannot tell
     for env in (other, unknown, {**HW, "threads": 1}):
-        rows = S.headline(_eval(), _timing_json(), _denoise(), _official(env))
+        rows = S.headline({"facades": _eval()}, _timing_json(), _denoise(), _official(env))
         assert "speedup_1024x2048" not in rows and rows["speedup_256x512"] == {"pix2pixhd": 2.5, "spade": 6.0}
-        text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _official(env))
+        text = S.summary_markdown(_studies(_eval()), _timing_json(), _denoise(), _denoise_timing(), _official(env))
         assert "1024x2048" not in text
 
 
 def test_headline_follows_changed_metrics():
-    rows = S.headline(_eval(asap_fid=123.45), _timing_json(), _denoise(asap_psnr=24.321), _official())
-    assert rows["translation_asapnet"]["fid"] == 123.5 and rows["psnr_asap_b"]["s25"] == 24.32
+    rows = S.headline({"facades": _eval(asap_fid=123.45)}, _timing_json(), _denoise(asap_psnr=24.321), _official())
+    assert rows["translation_facades_asapnet"]["fid"] == 123.5 and rows["psnr_asap_b"]["s25"] == 24.32
 
 
 def test_write_headline_writes_one_flat_file_per_row_and_drops_stale_ones(tmp_path):
     (tmp_path / "psnr_old_run.json").write_text("{}")
-    rows = S.headline(_eval(), _timing_json(), _denoise(), _official())
+    rows = S.headline({"facades": _eval()}, _timing_json(), _denoise(), _official())
     files = S.write_headline(rows, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{k}.json" for k in rows)
     assert len(files) == len(rows)
@@ -122,11 +130,11 @@ def test_write_headline_writes_one_flat_file_per_row_and_drops_stale_ones(tmp_pa
 
 
 def test_summary_answers_both_questions_with_the_files_numbers():
-    text = S.summary_markdown(_eval(), _timing_json(), _denoise(), _denoise_timing(), _official(), sigma=25,
+    text = S.summary_markdown(_studies(_eval()), _timing_json(), _denoise(), _denoise_timing(), _official(), sigma=25,
                               anchors={"quality": "quality", "speed": "speed", "ablation": "ablation"})
     q1, q2 = text.split("**2. ")
     assert q1.startswith("**1. Is ASAPNet faster than pix2pixHD at equal quality?**")
-    assert "**Yes: faster, and its quality is at least equal.**" in q1
+    assert "**Facades — Yes: faster, and its quality is at least equal.**" in q1
     assert "**2.50x** at 256x512 (timing stage)" in q1 and "**20.00x** at 1024x2048 (ours-vs-official run: our two generators;" in q1
     assert "AMD EPYC (AVX2/AVX\u2011512), 2 threads" in q1  # the machine of the ratios is named
     assert "better than pix2pixHD on all three measures" in q1  # KID, FID and mIoU: three listed, three counted
@@ -134,7 +142,9 @@ def test_summary_answers_both_questions_with_the_files_numbers():
     assert "mIoU 0.300 vs 0.200" in q1
     assert "(95% bootstrap intervals of KID and FID and mIoU apart)" not in q1  # the fixture's KIDs have no intervals
     assert "(95% bootstrap intervals of FID and mIoU apart)" in q1
-    assert "[quality table](#quality)" in q1 and "[speed-ups](#speed)" in q1
+    assert "[quality table](#quality-facades)" in q1 and "[speed-ups](#speed)" in q1
+    # no timing of the trained generators passed: said, and the verdict's speed is the architecture's
+    assert "**Speed of the evaluated generators:** not timed" in q1
     assert "Does its idea carry over to denoising?**" in q2
     assert "ASAPNet b" in q2 and "**27.00 dB** in 200 ms" in q2 and "noisy input 20.20 dB" in q2
     assert "29.00 dB" in q2 and "2.00 dB behind" in q2 and "15.0x faster" in q2  # official DnCNN-B, our DnCNN-20's time
@@ -146,22 +156,22 @@ def test_summary_answers_both_questions_with_the_files_numbers():
 
 
 def test_summary_verdicts_follow_the_numbers():
-    worse = S.summary_markdown(_eval(asap_fid=250.0, asap_miou=0.1), _timing_json(), _denoise(asap_psnr=25.0),
+    worse = S.summary_markdown(_studies(_eval(asap_fid=250.0, asap_miou=0.1)), _timing_json(), _denoise(asap_psnr=25.0),
                                _denoise_timing(), _official())
-    assert "**Faster, but not at equal quality.**" in worse and "worse than pix2pixHD on all three measures" in worse
+    assert "**Facades — Faster, but not at equal quality.**" in worse and "worse than pix2pixHD on all three measures" in worse
     assert "**Not at this budget: a plain CNN as fast denoises as well or better.**" in worse
-    mixed = S.summary_markdown(_eval(asap_fid=201.0, asap_miou=0.25, p2p_fid=200.0), _timing_json(), _denoise(),
+    mixed = S.summary_markdown(_studies(_eval(asap_fid=201.0, asap_miou=0.25, p2p_fid=200.0)), _timing_json(), _denoise(),
                                _denoise_timing(), _official())
     assert "mixed against pix2pixHD (better on mIoU, worse on KID and FID)" in mixed and "intervals" not in mixed
     smoothed = _eval()
     for r, v in zip(smoothed["rows"], (0.5, 0.1)):  # ASAPNet worse on the smoothed KID only
         r["kid_smoothed"] = v
-    text = S.summary_markdown(smoothed, _timing_json(), _denoise(), _denoise_timing(), _official())
+    text = S.summary_markdown(_studies(smoothed), _timing_json(), _denoise(), _denoise_timing(), _official())
     assert "better on FID and mIoU, worse on KID" in text and "KID (mean of the last learning-curve points) 0.500 vs 0.100" in text
 
 
 def test_summary_without_denoising_metrics_says_so():
-    text = S.summary_markdown(_eval(), _timing_json(), {"summary": [], "runs": []})
+    text = S.summary_markdown(_studies(_eval()), _timing_json(), {"summary": [], "runs": []})
     assert "No denoising metrics yet." in text and "FID 150.0" in text
 
 
@@ -171,7 +181,7 @@ def test_plot_tables_are_tidy_with_a_series_column():
                             "median_ms": ms} for m, ms in (("asapnet", 100.0), ("pix2pixhd", 250.0))])
     losses = {"asap_a": pd.DataFrame({"step": [10, 20], "loss": [0.5, 0.25]}),
               "dncnn_gray": pd.DataFrame({"step": [10, 20, 30], "loss": [0.9, 0.4, 0.123456789]})}
-    tables = S.plot_tables(_eval(), timing, _denoise(), losses, _benchmark(), where={"benchmark": "another CPU"})
+    tables = S.plot_tables(_studies(), timing, _denoise(), losses, _benchmark(), where={"benchmark": "another CPU"})
     assert set(tables) == {"runtime_vs_size", "quality_vs_time", "psnr_vs_sigma", "denoise_losses"}
     for frame in tables.values():
         assert frame.columns[0] == "series"
@@ -209,7 +219,7 @@ def test_denoise_answer_rests_on_the_files_rival_and_its_paired_interval():
     timing = pd.concat([_denoise_timing(), pd.DataFrame([{"model": "asap_b_4x", "height": 321, "width": 481, "median_ms": 200.0},
                                                           {"model": "asap_a", "height": 321, "width": 481, "median_ms": 400.0}])])
     timing = timing.drop_duplicates("model", keep="last")  # asap_a now slower than the plain CNN
-    q2 = S.summary_markdown(_eval(), _timing_json(), den, timing, _official(), sigma=25).split("**2. ")[1]
+    q2 = S.summary_markdown(_studies(_eval()), _timing_json(), den, timing, _official(), sigma=25).split("**2. ")[1]
     assert "the best variant at the shared training budget, ASAPNet b, reaches **25.00 dB**" in q2  # not the 4x run's 25.90
     assert "**Not at this budget: a plain CNN as fast denoises as well or better.**" in q2
     assert "scores -1.00 dB against it, 95% paired bootstrap interval [-1.20, -0.80] over 68 images" in q2

@@ -1,7 +1,7 @@
 """The report's answers first: the headline numbers (flat DVC metrics files) and the summary text.
 
 :func:`headline` reads the stages' metrics files and keeps only the numbers that answer the two
-questions; :func:`write_headline` writes them as one small flat JSON per table row, so that
+questions (the translation numbers once per study: ``translation_<dataset>_<model>``); :func:`write_headline` writes them as one small flat JSON per table row, so that
 ``dvc metrics show`` prints them as one short table (rows: files, columns: the keys they share)
 and ``dvc metrics diff`` / ``dvc exp show`` compare them. :func:`summary_markdown` turns the
 same numbers into the few sentences at the top of ``reports/index.html`` (docs/design.md#report).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -18,6 +18,8 @@ from lib.io import write_json
 from lib.report.common import is_finite, to_float
 from lib.report.denoise_runs import CNN, FAMILIES, denoise_labels, longer_training, psnr_time_points, reference_run, runs_on
 from lib.report.machines import machine_text, same_machine
+from lib.report.studies import Study, anchor, not_run_text
+from lib.report.trained_speed import quoted_speedup, trained_speedups
 from lib.report.translation import runtime_series, time_quality_points
 from lib.report.translation_curves import curve_plot_table
 
@@ -71,41 +73,56 @@ def _speedups(timing_json: Mapping[str, Any], official: Mapping[str, Any] | None
     return out
 
 
-def headline(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
-             official: Mapping[str, Any] | None = None, set_name: str = "bsd68") -> dict[str, dict[str, float]]:
+def headline(evals: Mapping[str, Mapping[str, Any]], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
+             official: Mapping[str, Any] | None = None, set_name: str = "bsd68",
+             timing: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
     """The headline numbers, as file stem -> flat ``{key: number}`` (one row of ``dvc metrics show``).
 
-    Rows: ``translation_<model>`` (``fid``, ``kid``, ``miou`` of each evaluated generator and of the
-    real photos: ``translation_real_photos``, FID only where the real-vs-real FID was computed);
-    ``speedup_<H>x<W>`` for :data:`HEADLINE_SIZES` (``<baseline>``: baseline time / ASAPNet time,
-    from the timing stage where it measured both, else from the ours-vs-official benchmark of the
-    same machine, :func:`_speedups`);
+    Rows: ``translation_<dataset>_<model>`` per study with results (``fid``, ``kid``, ``miou`` of each
+    evaluated generator and of the real photos: ``translation_<dataset>_real_photos``, FID only where the
+    real-vs-real FID was computed);
+    ``speedup_<H>x<W>`` for :data:`HEADLINE_SIZES` (``<baseline>``: baseline time / ASAPNet time of the
+    paper-size generators, random weights: the architecture comparison; from the timing stage where it
+    measured both, else from the ours-vs-official benchmark of the same machine, :func:`_speedups`);
+    ``speedup_trained_<dataset>_<H>x<W>`` per study and size its trained generators were timed at
+    (``<baseline>``: fp32, ``<baseline>_bf16``: bf16 autocast; from ``timing``, the generators whose
+    quality the rows above report);
     ``psnr_<model>`` (``s<sigma>``, e.g. ``s25``: mean PSNR in dB on ``set_name`` per noise level, every
     denoiser of ``denoise_eval.json``'s summary; official weights as ``<model>_official``).
     ``kid_smoothed``: KID as the mean of the last learning-curve points (:mod:`lib.translation.curves`).
     Values are rounded (FID 1 decimal, KID and mIoU 3, speed-ups and dB 2); missing ones are left out.
 
     Args:
-        eval_json: ``translation_eval.json``.
+        evals: dataset -> its ``translation_eval.json``, the studies with results in page order.
         timing_json: ``translation_timing.json`` (its ``speedups``).
         denoise_eval: ``denoise_eval.json``.
         official: ``benchmarks/results/against_official_cpu.json`` (its ``rows`` and ``environment``; optional).
         set_name: the denoising test set of the PSNR rows.
+        timing: ``translation_timing.csv`` as a frame (the trained generators' rows; optional).
     """
     rows: dict[str, dict[str, float]] = {}
-    for r in eval_json.get("rows", []):
-        real = r["model"] == "real"
-        has_fid = not real or bool(r.get("fid_between"))
-        values = {"fid": _round(r.get("fid"), 1) if has_fid else None,
-                  "kid": _round(r.get("kid"), 3) if has_fid else None,
-                  "miou": _round(r.get("miou"), 3), "kid_smoothed": _round(r.get("kid_smoothed"), 3)}
-        rows["translation_" + ("real_photos" if real else r["model"])] = {k: v for k, v in values.items() if v is not None}
+    for dataset, eval_json in evals.items():
+        for r in eval_json.get("rows", []):
+            real = r["model"] == "real"
+            has_fid = not real or bool(r.get("fid_between"))
+            values = {"fid": _round(r.get("fid"), 1) if has_fid else None,
+                      "kid": _round(r.get("kid"), 3) if has_fid else None,
+                      "miou": _round(r.get("miou"), 3), "kid_smoothed": _round(r.get("kid_smoothed"), 3)}
+            name = f"translation_{dataset}_" + ("real_photos" if real else r["model"])
+            rows[name] = {k: v for k, v in values.items() if v is not None}
     speed = _speedups(timing_json, official)
     for h, w in HEADLINE_SIZES:
         size = f"{h}x{w}"
         values = {b: round(v, 2) for (b, s), (v, _) in sorted(speed.items()) if s == size}
         if values:
             rows[f"speedup_{size}"] = values
+    for dataset, eval_json in evals.items():
+        if timing is None or timing.empty:
+            break
+        ups = trained_speedups(timing, dataset, eval_json.get("meta", {}).get("size"))
+        for _, u in ups[ups["speedup"].map(is_finite)].iterrows():
+            key = u["baseline"] + ("" if u["dtype"] == "fp32" else f"_{u['dtype']}")
+            rows.setdefault(f"speedup_trained_{dataset}_{u['size']}", {})[key] = round(to_float(u["speedup"]), 2)
     for r in denoise_eval.get("summary", []):
         if r["set"] == set_name and is_finite(r.get("psnr")):
             rows.setdefault(f"psnr_{_psnr_row_name(r['model'])}", {})[f"s{to_float(r['sigma']):g}"] = round(to_float(r["psnr"]), 2)
@@ -125,8 +142,8 @@ def write_headline(rows: Mapping[str, Mapping[str, float]], out_dir: str | Path)
 
 # ----------------------------------------------------------------------------- summary text
 
-def _link(text: str, anchor: str | None) -> str:
-    return f"[{text}](#{anchor})" if anchor else text
+def _link(text: str, target: str | None) -> str:
+    return f"[{text}](#{target})" if target else text
 
 
 def _count(n: int) -> str:
@@ -146,21 +163,53 @@ def _quality_measures(a: Mapping[str, float], p: Mapping[str, float]) -> list[tu
     return out
 
 
-def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapping[str, Any],
-                        speed: Mapping[tuple[str, str], tuple[float, str]], anchors: Mapping[str, str],
-                        machine: str = "") -> str:
-    evals = {r["model"]: r for r in eval_json.get("rows", [])}
-    a, p = rows.get("translation_asapnet", {}), rows.get("translation_pix2pixhd", {})
-    real = rows.get("translation_real_photos", {})
+def _architecture_answer(speed: Mapping[tuple[str, str], tuple[float, str]], anchors: Mapping[str, str],
+                         machine: str = "") -> tuple[str, bool | None]:
+    """The architecture comparison (paper-size generators, random weights) and whether ASAPNet is faster
+    at every size it quotes (``None``: no speed-up over pix2pixHD measured)."""
     ups = [(size, v, src) for (b, size), (v, src) in speed.items() if b == "pix2pixhd"]
     ups.sort(key=lambda t: [int(x) for x in t[0].split("x")])
-    parts = []
-    faster = bool(ups) and all(v > 1 for _, v, _ in ups)
-    if ups:
-        where = ", ".join(f"**{v:.2f}x** at {size} ({src})" for size, v, src in ups)
-        parts.append(f"**Speed:** ASAPNet is {'faster' if faster else 'not always faster'} than pix2pixHD: {where}; "
-                     f"paper-size generators, batch 1, fp32{', ' + machine if machine else ''}; each ratio divides two "
-                     f"medians of one run ({_link('speed-ups', anchors.get('speed'))}).")
+    if not ups:
+        return "", None
+    faster = all(v > 1 for _, v, _ in ups)
+    where = ", ".join(f"**{v:.2f}x** at {size} ({src})" for size, v, src in ups)
+    return (f"**Architecture:** ASAPNet is {'faster' if faster else 'not always faster'} than pix2pixHD: {where}; "
+            f"paper-size generators (random weights), batch 1, fp32{', ' + machine if machine else ''}; each ratio "
+            f"divides two medians of one run ({_link('speed-ups', anchors.get('speed'))})."), faster
+
+
+def _trained_speed(study: Study, timing: pd.DataFrame | None, anchors: Mapping[str, str],
+                   machine: str) -> tuple[str, bool | None]:
+    """The speed of the study's evaluated generators (:func:`lib.report.trained_speed.quoted_speedup`) and
+    whether ASAPNet is the faster (``None``: not timed)."""
+    q = quoted_speedup(timing, study.name, study.eval_json.get("meta", {}).get("size"))
+    link = _link("times", anchor(anchors["times"], study) if anchors.get("times") else None)
+    if q is None:
+        return ("**Speed of the evaluated generators:** not timed (the timing results hold no row of this study's "
+                "trained generators); the verdict's speed is the architecture comparison's."), None
+    where = (f"at {q['size']}, the paper's size (the trained architecture rebuilt for that height)"
+             if q["kind"] == "trained_resized" else f"at {q['size']}, the size they were trained and evaluated at")
+    bf16 = f"; bf16 autocast **{q['bf16']:.2f}x**" if q["bf16"] is not None else ""
+    faster = q["fp32"] > 1
+    return (f"**Speed of the evaluated generators:** ASAPNet is {'faster' if faster else 'not faster'} than pix2pixHD: "
+            f"**{q['fp32']:.2f}x** {where} (fp32, {q['reference_ms']:,.0f} ms against {q['baseline_ms']:,.0f} ms{bf16}; "
+            f"trained widths, batch 1{', ' + machine if machine else ''}; two medians of one run of the timing stage; "
+            f"{link})."), faster
+
+
+def _study_answer(study: Study, rows: Mapping[str, Mapping[str, float]], arch_faster: bool | None,
+                  timing: pd.DataFrame | None, anchors: Mapping[str, str], machine: str = "") -> str:
+    """One study's answer: the verdict, the speed of its evaluated generators, their quality, a caveat."""
+    eval_json = study.eval_json or {}
+    evals = {r["model"]: r for r in eval_json.get("rows", [])}
+    key = f"translation_{study.name}_"
+    a, p = rows.get(key + "asapnet", {}), rows.get(key + "pix2pixhd", {})
+    real = rows.get(key + "real_photos", {})
+    speed_text, faster = _trained_speed(study, timing, anchors, machine)
+    faster = arch_faster if faster is None else faster
+    parts = [speed_text]
+    worse: list[str] = []
+    better: list[str] = []
     if "fid" in a and "fid" in p and "miou" in a and "miou" in p:
         ea, ep = evals.get("asapnet", {}), evals.get("pix2pixhd", {})
 
@@ -188,18 +237,20 @@ def _translation_answer(rows: Mapping[str, Mapping[str, float]], eval_json: Mapp
         listed = ", ".join(f"{text} {x:.{1 if name == 'FID' else 3}f} vs {y:.{1 if name == 'FID' else 3}f} "
                            f"({'lower' if lower else 'higher'} is better{real_text[name]})"
                            for name, text, x, y, lower, _ in measures)
-        parts.append(f"**Quality:** ASAPNet is {verdict}{clear}: {listed}; {_link('quality table', anchors.get('quality'))}.")
+        quality = _link("quality table", anchor(anchors["quality"], study) if anchors.get("quality") else None)
+        parts.append(f"**Quality:** ASAPNet is {verdict}{clear}: {listed}; {quality}.")
         meta = eval_json.get("meta", {})
         if "fid" in real and min(a["fid"], p["fid"]) > 1.3 * real["fid"]:
             parts.append(f"**Caveat:** neither model produces realistic images at the {meta.get('scale', '?')} scale "
                          f"({meta.get('dataset', '?')}, {meta.get('n_images', '?')} test images): the comparison "
                          "is between two under-trained models.")
-        if ups:
-            answer = ("yes: faster, and its quality is at least equal" if faster and not worse else
-                      "faster, but not at equal quality" if faster and not better else
-                      "faster; quality mixed" if faster else "no")
-            parts.insert(0, f"**{answer[0].upper() + answer[1:]}.**")
-    return parts[0] + "\n\n" + "\n".join(f"- {p}" for p in parts[1:]) if len(parts) > 1 else "".join(parts)
+    head = f"**{study.title}.**"
+    if faster is not None and (better or worse):
+        answer = ("yes: faster, and its quality is at least equal" if faster and not worse else
+                  "faster, but not at equal quality" if faster and not better else
+                  "faster; quality mixed" if faster else "no")
+        head = f"**{study.title} — {answer[0].upper() + answer[1:]}.**"
+    return head + "\n\n" + "\n".join(f"- {x}" for x in parts)
 
 
 def _rival(runs: list, psnr: Mapping[str, float], ms: Mapping[str, float], best: str, ref: str | None) -> str | None:
@@ -313,33 +364,48 @@ def _denoise_answer(denoise_eval: Mapping[str, Any], timing: pd.DataFrame | None
     return f"**{answer}.**\n\n" + "\n".join(f"- {p}" for p in parts if p)
 
 
-def summary_markdown(eval_json: Mapping[str, Any], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
+def summary_markdown(studies: Sequence[Study], timing_json: Mapping[str, Any], denoise_eval: Mapping[str, Any],
                      denoise_timing: pd.DataFrame | None = None, official: Mapping[str, Any] | None = None,
-                     sigma: float = 25.0, anchors: Mapping[str, str] | None = None, set_name: str = "bsd68") -> str:
+                     sigma: float = 25.0, anchors: Mapping[str, str] | None = None, set_name: str = "bsd68",
+                     timing: pd.DataFrame | None = None) -> str:
     """The summary at the top of the report: both questions answered in a few sentences with the
     key numbers (all read from the metrics files; every ratio from two measurements of one run on
     one machine, named) and links to the sections that hold them.
 
+    The translation question: first the architecture comparison (paper-size generators, random weights),
+    then per study with results its verdict, the speed-up of the generators whose quality it reports (the
+    trained generators at 256x512 where timed, else at the study size) and their quality; a study
+    without results: the line of :func:`lib.report.studies.not_run_text`.
+
     Args:
-        eval_json, timing_json, denoise_eval, official: as for :func:`headline`.
+        studies: the studies of ``translation.datasets``, in page order (:func:`lib.report.studies.load_study`).
+        timing_json, denoise_eval, official: as for :func:`headline`.
         denoise_timing: ``denoise_timing.csv`` as a frame (the denoisers' time per image).
         sigma: the noise level of the denoising sentences (``report.headline_sigma``).
-        anchors: section key -> HTML anchor: ``quality``, ``speed``, ``denoise-findings``, ``ablation``.
+        anchors: section key -> HTML anchor: ``speed``, ``denoise-findings``, ``ablation``; ``quality`` and
+            ``times``: the prefix of each study's anchor (``<prefix>-<dataset>``).
+        timing: ``translation_timing.csv`` as a frame (the trained generators' times).
     """
     anchors = anchors or {}
-    rows = headline(eval_json, timing_json, denoise_eval, official, set_name)
-    speed = _speedups(timing_json, official)
+    done = [s for s in studies if s.has_results]
+    rows = headline({s.name: s.eval_json for s in done}, timing_json, denoise_eval, official, set_name, timing)
     hw = timing_json.get("meta", {}).get("hardware")
-    q1 = _translation_answer(rows, eval_json, speed, anchors, machine_text(hw) if hw else "")
+    machine = machine_text(hw) if hw else ""
+    arch, arch_faster = _architecture_answer(_speedups(timing_json, official), anchors, machine)
+    blocks = [_study_answer(s, rows, arch_faster, timing, anchors, machine) if s.has_results else not_run_text(s)
+              for s in studies]
+    q1 = "\n\n".join(b for b in [arch, *blocks] if b) if done else ""
+    if not done and blocks:
+        q1 = "\n\n".join(b for b in [arch, "No translation metrics yet.", *blocks] if b)
     q2 = _denoise_answer(denoise_eval, denoise_timing, sigma, anchors, set_name)
     out = ["**1. Is ASAPNet faster than pix2pixHD at equal quality?** " + (q1 or "No translation metrics yet.")]
     out.append("**2. Does its idea carry over to denoising?** " + (q2 or "No denoising metrics yet."))
     return "\n\n".join(out)
 
 
-def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval: Mapping[str, Any],
+def plot_tables(studies: Sequence[Study], timing: pd.DataFrame, denoise_eval: Mapping[str, Any],
                 denoise_losses: Mapping[str, pd.DataFrame], benchmark: pd.DataFrame | None = None,
-                set_name: str = "bsd68", curves: pd.DataFrame | None = None, official: pd.DataFrame | None = None,
+                set_name: str = "bsd68", official: pd.DataFrame | None = None,
                 where: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
     """The small tidy CSVs of the ``dvc plots`` views (``dvc.yaml``, top-level ``plots``), by file stem.
 
@@ -347,18 +413,24 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     ``reports/templates/dvc/`` colour by it). ``runtime_vs_size``: series, megapixels, size, ms
     (the lines of :func:`lib.report.translation.runtime_series`: this run, the speed benchmark,
     the paper's Fig. 1 GPU values, the official code, each benchmark's machine named as ``where``
-    says); ``quality_vs_time``: one row per evaluated
-    generator (time as trained, KID, FID, mIoU); ``psnr_vs_sigma``: series, sigma, psnr (mean PSNR on
-    ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's training loss);
-    with ``curves`` (``translation_curves.csv``), ``translation_curves``: series, step, minutes, kid, fid,
-    miou (:func:`lib.report.translation_curves.curve_plot_table`).
+    says); ``quality_vs_time``: one row per evaluated generator of every study with results (series
+    ``<model> · <study>``; its time as trained, fp32, KID, FID, mIoU); ``psnr_vs_sigma``: series, sigma,
+    psnr (mean PSNR on ``set_name`` per denoiser); ``denoise_losses``: series, step, loss (each run's
+    training loss); where a study has learning curves, ``translation_curves``: series, step, minutes,
+    kid, fid, miou of every such study (:func:`lib.report.translation_curves.curve_plot_table`).
     """
     runtime = runtime_series(timing, benchmark, official, where)
     runtime = runtime.assign(size=runtime["height"].astype(str) + "x" + runtime["width"].astype(str), ms=runtime["ms"].round(1))
     runtime = runtime[["series", "megapixels", "size", "ms"]]
-    quality = time_quality_points(eval_json, timing)[["model", "time_ms", "kid", "fid", "miou"]].round(
-        {"time_ms": 1, "kid": 4, "fid": 1, "miou": 3})
-    quality.insert(0, "series", [MODEL_LABELS.get(m, m) for m in quality.pop("model")])
+    done = [s for s in studies if s.has_results]
+    parts = []
+    for st in done:
+        q = time_quality_points(st.eval_json, timing, st.name)[["model", "time_ms", "kid", "fid", "miou"]].round(
+            {"time_ms": 1, "kid": 4, "fid": 1, "miou": 3})
+        q.insert(0, "series", [f"{MODEL_LABELS.get(m, m)} · {st.title}" for m in q.pop("model")])
+        parts.append(q)
+    quality = (pd.concat(parts, ignore_index=True) if parts
+               else pd.DataFrame(columns=["series", "time_ms", "kid", "fid", "miou"]))
     summary = pd.DataFrame(denoise_eval.get("summary", []))
     psnr = pd.DataFrame(columns=["series", "sigma", "psnr"])
     if not summary.empty:
@@ -370,6 +442,7 @@ def plot_tables(eval_json: Mapping[str, Any], timing: pd.DataFrame, denoise_eval
     loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame(columns=["series", "step", "loss"])
     tables = {"runtime_vs_size": runtime.reset_index(drop=True), "quality_vs_time": quality,
               "psnr_vs_sigma": psnr.reset_index(drop=True), "denoise_losses": loss}
-    if curves is not None:
-        tables["translation_curves"] = curve_plot_table(curves)
+    curves = [curve_plot_table(st.curves, st.title) for st in done if st.curves is not None and len(st.curves)]
+    if curves:
+        tables["translation_curves"] = pd.concat(curves, ignore_index=True)
     return tables

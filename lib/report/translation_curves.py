@@ -23,8 +23,9 @@ PANELS = {"kid": "KID (lower is better)", "fid": "FID (lower is better)", "miou"
 SMOOTHED_SUFFIX = f" (mean of last {SMOOTH_POINTS})"
 
 
-def curve_plot_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """The data of :func:`plot_learning_curves` as one tidy table (``reports/plots/translation_curves.csv``).
+def curve_plot_table(curves: pd.DataFrame, study: str | None = None) -> pd.DataFrame:
+    """The data of :func:`plot_learning_curves` as one tidy table (``reports/plots/translation_curves.csv``);
+    ``study``: the study's name, added to each series (``ASAPNet · Facades``) where several studies share a table.
 
     Returns:
         Columns ``series`` (``ASAPNet`` for the evaluated snapshots, ``ASAPNet (mean of last 3)``
@@ -38,7 +39,7 @@ def curve_plot_table(curves: pd.DataFrame) -> pd.DataFrame:
     # a 1-point mean is the raw curve (sorted by model and step)
     for frame, suffix in ((smoothed_curve(curves, 1), ""), (smoothed_curve(curves), SMOOTHED_SUFFIX)):
         parts.append(pd.DataFrame({
-            "series": [MODEL_LABELS.get(m, m) + suffix for m in frame["model"]], "step": frame["step"].astype(int),
+            "series": [MODEL_LABELS.get(m, m) + (f" · {study}" if study else "") + suffix for m in frame["model"]], "step": frame["step"].astype(int),
             "minutes": (frame["train_seconds"].astype(float) / 60).round(3),
             "kid": frame["kid"].astype(float).round(5), "fid": frame["fid"].astype(float).round(2),
             "miou": frame["miou"].astype(float).round(4)}))

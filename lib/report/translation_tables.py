@@ -13,11 +13,15 @@ import pandas as pd
 
 from lib.report.common import MISSING, format_frame, format_number, hardware_text, is_finite, to_float
 from lib.report.machines import NBSP, machine_text, run_times, spread, spread_note, time_cell, where_text
+from lib.report.trained_speed import REFERENCE, trained_rows, trained_speedups
 from lib.report.translation import MODEL_LABELS, PAPER_SIZE, speedup_table, translation_table
 from lib.translation.timing import speedups
 
 __all__ = [
+    "QUALITY_NOTE",
     "quality_table",
+    "trained_time_display",
+    "trained_time_caption",
     "timing_caption",
     "speed_table",
     "speed_caption",
@@ -30,15 +34,25 @@ __all__ = [
     "benchmark_caption",
 ]
 
+QUALITY_NOTE = (
+    "FID and KID intervals: 95% bootstrap percentile intervals, real and generated images resampled independently; "
+    "mIoU intervals: over the test images. The intervals resample the test images, not training runs: each model was "
+    "trained once, so they say how much a number moves with the test images drawn, not how much another training run "
+    "(another seed) would move it. The `real photos` row: FID of as many real training photos against the real test "
+    "photos (what a perfect generator scores at this N) and the segmenter's mIoU on the real test photos; it has no "
+    "generator, hence no parameters or time (`–`). `params` and `ms / image`: the generator as trained here (batch 1, "
+    "median, all cores, fp32, at the trained size).")  # below each study's quality table
+
 OFFICIAL_MODELS = {"asapnet": "ASAPNet ours", "official-asapnet": "ASAPNet official", "pix2pixhd": "pix2pixHD ours",
                    "official-pix2pixhd": "pix2pixHD official"}  # the pairs compared (the file's SPADE rows: timing only)
 
 
-def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
+def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     """The quality half of :func:`translation_table`, for display: one row per evaluated generator
     and the real photos; N, FID, KID (final and smoothed), mIoU, pixel accuracy, and the generator as trained (params,
-    median ms at the trained size). Text cells; :data:`MISSING` where a value does not exist."""
-    full = translation_table(eval_json, timing)
+    median ms at the trained size). Text cells; :data:`MISSING` where a value does not exist. ``dataset``:
+    the study whose trained generators' times fill the last columns (:func:`translation_table`)."""
+    full = translation_table(eval_json, timing, dataset)
     evaluated = [MODEL_LABELS.get(r["model"], r["model"]) for r in eval_json.get("rows", [])]
     t = full.loc[[i for i in full.index if i in evaluated]]
     size = next((s for s in t["trained size"] if s != MISSING), "?")
@@ -51,6 +65,55 @@ def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.Data
         out[c] = [v.replace(" [", NBSP + "[").replace(", ", "," + NBSP) for v in out[c]]
     out.index.name = None
     return out
+
+
+def trained_time_display(timing: pd.DataFrame, dataset: str, size: Any = None) -> pd.DataFrame:
+    """The study's trained generators as the timing stage timed them, for display: one row per size and
+    precision (the study size first, then the paper's 256x512), one column per generator (median ms with
+    its spread, :func:`lib.report.machines.time_cell`; a cell not timed: ``– (reason)``) and the speed-up
+    of ASAPNet over each other generator (two medians of the same interleaved run). Empty without rows
+    of the study (:func:`lib.report.trained_speed.trained_rows`)."""
+    rows = trained_rows(timing, dataset, size)
+    if rows.empty:
+        return pd.DataFrame()
+    models = list(dict.fromkeys(rows["model"]))
+    models = [m for m in models if m == REFERENCE] + [m for m in models if m != REFERENCE]
+    ups = trained_speedups(timing, dataset, size)
+    out = []
+    for (kind, h, w, dtype), g in rows.groupby(["kind", "height", "width", "dtype"], sort=False):
+        line: dict[str, Any] = {"size": f"{int(h)}x{int(w)}" + (" (as evaluated)" if kind == "trained" else ""),
+                                "precision": dtype}
+        cells = {r["model"]: r for _, r in g.iterrows()}
+        for m in models:
+            r = cells.get(m)
+            line[f"{MODEL_LABELS.get(m, m)} (ms)"] = (MISSING if r is None else time_cell(r) if r["status"] == "ok"
+                                                     else f"{MISSING} ({str(r['note']).split(':')[0]})")
+        for m in models[1:]:
+            u = ups[(ups["kind"] == kind) & (ups["height"] == h) & (ups["width"] == w) & (ups["dtype"] == dtype)
+                    & (ups["baseline"] == m)]
+            line[f"{MODEL_LABELS.get(m, m)} / {MODEL_LABELS.get(REFERENCE)}"] = (
+                format_number(u["speedup"].iloc[0], 2) if len(u) else MISSING)
+        out.append(line)
+    return pd.DataFrame(out).set_index(["size", "precision"])
+
+
+def trained_time_caption(timing_json: Mapping[str, Any], timing: pd.DataFrame, dataset: str, size: Any = None) -> str:
+    """Where :func:`trained_time_display`'s times come from: the timing stage's trained-generator
+    protocol, its machine and commit, and what the 256x512 rows' weights are."""
+    meta = timing_json.get("meta", {})
+    rows = trained_rows(timing, dataset, size)
+    ok = rows[rows["status"] == "ok"]
+    kinds = [spread(r)[0] for _, r in ok.iterrows()]
+    runs = f"{int(ok['runs'].min())}-{int(ok['runs'].max())}" if len(ok) and ok["runs"].notna().all() else ""
+    protocol = timing_json.get("trained_protocol") or (
+        "the generators as trained, batch 1, all cores, the timing stage's protocol (this file predates the "
+        "interleaved run of every study's generators).")
+    resized = ("" if not (rows["kind"] == "trained_resized").any() else
+               " At 256x512 the same architecture is rebuilt for that height (pix2pixHD keeps all its trained weights; "
+               "ASAPNet the tensors whose shapes fit, the rest random: time does not depend on the values).")
+    return (f"*Times: {protocol} Measured on {hardware_text(meta.get('hardware', {}))}, timing stage commit "
+            f"{meta.get('git_revision', '?')}.{resized} Each speed-up divides two medians of this one run. "
+            f"{spread_note(kinds, runs)}*")
 
 
 def timing_caption(meta: Mapping[str, Any]) -> str:
