@@ -152,7 +152,7 @@ def test_time_vs_quality_uses_the_studys_fp32_times(metrics):
     committed = pd.read_csv(ROOT / "reports" / "metrics" / "translation_timing.csv")
     timing = _timing_with_camvid(committed)
     ev = ST.load_study(metrics, "camvid").eval_json
-    pts = translation.time_quality_points(ev, timing, "camvid").set_index("model")
+    pts = translation.time_quality_points(ev, TS.study_timing(timing, "camvid", [128, 176])).set_index("model")
     assert pts.loc["asapnet", "time_ms"] == 40.0 and pts.loc["pix2pixhd", "time_ms"] == 62.0  # 128x176 fp32
     assert pts.loc["asapnet", "fid"] == CAMVID_FID["asapnet"] and pts.loc["asapnet", "miou_low"] == pytest.approx(0.4221)
     quality = tables.quality_table(ev, timing, "camvid")

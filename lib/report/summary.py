@@ -19,7 +19,7 @@ from lib.report.common import is_finite, to_float
 from lib.report.denoise_runs import CNN, FAMILIES, denoise_labels, longer_training, psnr_time_points, reference_run, runs_on
 from lib.report.machines import machine_text, same_machine
 from lib.report.studies import Study, anchor, not_run_text
-from lib.report.trained_speed import quoted_speedup, trained_speedups
+from lib.report.trained_speed import quoted_speedup, study_timing, trained_speedups
 from lib.report.translation import runtime_series, time_quality_points
 from lib.report.translation_curves import curve_plot_table
 
@@ -425,7 +425,8 @@ def plot_tables(studies: Sequence[Study], timing: pd.DataFrame, denoise_eval: Ma
     done = [s for s in studies if s.has_results]
     parts = []
     for st in done:
-        q = time_quality_points(st.eval_json, timing, st.name)[["model", "time_ms", "kid", "fid", "miou"]].round(
+        points = time_quality_points(st.eval_json, study_timing(timing, st.name, st.eval_json.get("meta", {}).get("size")))
+        q = points[["model", "time_ms", "kid", "fid", "miou"]].round(
             {"time_ms": 1, "kid": 4, "fid": 1, "miou": 3})
         q.insert(0, "series", [f"{MODEL_LABELS.get(m, m)} · {st.title}" for m in q.pop("model")])
         parts.append(q)

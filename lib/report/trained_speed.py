@@ -15,7 +15,7 @@ import pandas as pd
 
 from lib.report.common import is_finite, to_float
 
-__all__ = ["TRAINED_KINDS", "REFERENCE", "trained_rows", "trained_speedups", "quoted_speedup"]
+__all__ = ["TRAINED_KINDS", "REFERENCE", "trained_rows", "study_timing", "trained_speedups", "quoted_speedup"]
 
 TRAINED_KINDS = ("trained", "trained_resized")
 REFERENCE = "asapnet"  # the model whose time divides the others'
@@ -51,6 +51,16 @@ def trained_rows(timing: pd.DataFrame, dataset: str, size: Any = None) -> pd.Dat
     order = {k: i for i, k in enumerate(TRAINED_KINDS)}
     return out.assign(_k=out["kind"].map(order), _px=out["height"] * out["width"]).sort_values(
         ["_k", "_px"], kind="stable").drop(columns=["_k", "_px"])
+
+
+def study_timing(timing: pd.DataFrame, dataset: str, size: Any = None) -> pd.DataFrame:
+    """``timing`` as one study sees it: the paper-configuration rows, and of the trained generators only
+    the study's fp32 rows at its evaluated size (kind ``trained``, :func:`trained_rows`). The functions of
+    :mod:`lib.report.translation` that read "the generator as trained" take this frame (their ``ms /
+    image`` column and time-vs-quality points are then the study's)."""
+    mine = trained_rows(timing, dataset, size)
+    mine = mine[(mine["kind"] == "trained") & (mine["dtype"] == "fp32")]
+    return pd.concat([timing[~timing["kind"].isin(TRAINED_KINDS)], mine], ignore_index=True)
 
 
 def trained_speedups(timing: pd.DataFrame, dataset: str, size: Any = None) -> pd.DataFrame:

@@ -10,7 +10,6 @@ import seaborn as sns
 
 from lib.metrics.timing import PAPER_FIG1_MS
 from lib.report.common import MISSING, hardware_text, is_finite, save_figure, scale_caption, to_float
-from lib.report.trained_speed import trained_rows
 from lib.translation.timing import speedups
 
 __all__ = [
@@ -138,20 +137,6 @@ def _all_threads(timing: pd.DataFrame) -> pd.DataFrame:
     return timing[(timing["threads_setting"] == 0) & timing["tf32"].isin(["-", "off"])]
 
 
-def _as_trained(timing: pd.DataFrame, eval_json: Mapping[str, Any], dataset: str | None) -> pd.DataFrame:
-    """The fp32 rows of the generators as trained, at the evaluated size, all cores: with ``dataset``,
-    that study's (:func:`lib.report.trained_speed.trained_rows`); without it, every ``trained`` row."""
-    size = eval_json.get("meta", {}).get("size")
-    if dataset is None:
-        rows = _all_threads(timing[timing["kind"] == "trained"])
-    else:
-        rows = trained_rows(timing, dataset, size)
-        rows = rows[(rows["kind"] == "trained") & (rows["dtype"] == "fp32")]
-    if size:
-        rows = rows[(rows["height"] == int(size[0])) & (rows["width"] == int(size[-1]))]
-    return rows
-
-
 def _models(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> list[str]:
     seen = [r["model"] for r in eval_json.get("rows", []) if r["model"] != "real"] + list(timing["model"].unique())
     ordered = [m for m in MODEL_ORDER if m in seen]
@@ -190,7 +175,7 @@ def eval_caption(eval_json: Mapping[str, Any], timing_meta: Mapping[str, Any] | 
     return text + "*"
 
 
-def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
     """One row per model (and the real photos): size, cost, speed and quality side by side.
 
     Columns: ``params (M)`` and ``GMAC`` of the paper config at 256x512 (:data:`PAPER_SIZE`) and
@@ -206,13 +191,11 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, datase
     Args:
         eval_json: ``translation_eval.json`` (``rows`` with ``model`` and the ROW_COLUMNS).
         timing: ``translation_timing.csv`` as a frame (the timing stage's ``GRID_COLUMNS``).
-        dataset: the study: its trained generators' rows (fp32, at the evaluated size); ``None``: every
-            ``trained`` row (a file of one study).
     """
     nan = float("nan")
     evals = {r["model"]: r for r in eval_json.get("rows", [])}
     paper = timing[timing["kind"] == "paper_config"]
-    trained = _as_trained(timing, eval_json, dataset)
+    trained = _all_threads(timing[timing["kind"] == "trained"])
     fast = _all_threads(paper)
     sizes = sorted({(int(h), int(w)) for h, w in zip(paper["height"], paper["width"])}, key=lambda hw: (hw[0] * hw[1], hw))
     ph, pw = PAPER_SIZE
@@ -243,11 +226,10 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, datase
     return pd.DataFrame(out).set_index("model").round(2)
 
 
-def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.DataFrame:
     """The points of :func:`plot_time_vs_quality`: per evaluated model, the time of its
     generator as trained (all threads, median, at the evaluated size) and its KID, FID and mIoU
-    with their bootstrap intervals. ``dataset``: the study whose trained generators' fp32 rows give the
-    time (``None``: every ``trained`` row of the evaluated size).
+    with their bootstrap intervals.
 
     Returns:
         Columns ``model``, ``time_ms``, ``time_p90_ms``, ``threads``, ``device``, ``fid``,
@@ -255,8 +237,10 @@ def time_quality_points(eval_json: Mapping[str, Any], timing: pd.DataFrame, data
         ``miou_high``, ``n``.
         ``time_ms`` is NaN where no timing of the trained generator exists.
     """
-    trained = _as_trained(timing, eval_json, dataset)
-    trained = trained[trained["status"] == "ok"]
+    size = eval_json.get("meta", {}).get("size")
+    trained = _all_threads(timing[(timing["kind"] == "trained") & (timing["status"] == "ok")])
+    if size:
+        trained = trained[(trained["height"] == int(size[0])) & (trained["width"] == int(size[-1]))]
     out = []
     for r in eval_json.get("rows", []):
         if r["model"] == "real":
@@ -286,8 +270,7 @@ def model_colors(models: list[str]) -> dict[str, Any]:
     return {m: named.get(m) or rest[i % max(1, len(rest))] for i, m in enumerate(models)}
 
 
-def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out: str | Path | None = None,
-                         dataset: str | None = None) -> plt.Figure:
+def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out: str | Path | None = None) -> plt.Figure:
     """Inference time vs KID (left, the headline at small N), FID and mIoU, one labelled point per model.
 
     Time: each generator as trained, at the evaluated size, all threads, median
@@ -301,9 +284,8 @@ def plot_time_vs_quality(eval_json: Mapping[str, Any], timing: pd.DataFrame, out
         eval_json: ``translation_eval.json``.
         timing: ``translation_timing.csv`` as a frame.
         out: optional image file to write (atomically).
-        dataset: the study whose trained generators' times are drawn (:func:`time_quality_points`).
     """
-    pts = time_quality_points(eval_json, timing, dataset).dropna(subset=["time_ms"])
+    pts = time_quality_points(eval_json, timing).dropna(subset=["time_ms"])
     meta = eval_json.get("meta", {})
     real = next((r for r in eval_json.get("rows", []) if r["model"] == "real"), {})
     colors = model_colors(list(pts["model"]))

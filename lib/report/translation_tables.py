@@ -13,7 +13,7 @@ import pandas as pd
 
 from lib.report.common import MISSING, format_frame, format_number, hardware_text, is_finite, to_float
 from lib.report.machines import NBSP, machine_text, run_times, spread, spread_note, time_cell, where_text
-from lib.report.trained_speed import REFERENCE, trained_rows, trained_speedups
+from lib.report.trained_speed import REFERENCE, study_timing, trained_rows, trained_speedups
 from lib.report.translation import MODEL_LABELS, PAPER_SIZE, speedup_table, translation_table
 from lib.translation.timing import speedups
 
@@ -51,8 +51,11 @@ def quality_table(eval_json: Mapping[str, Any], timing: pd.DataFrame, dataset: s
     """The quality half of :func:`translation_table`, for display: one row per evaluated generator
     and the real photos; N, FID, KID (final and smoothed), mIoU, pixel accuracy, and the generator as trained (params,
     median ms at the trained size). Text cells; :data:`MISSING` where a value does not exist. ``dataset``:
-    the study whose trained generators' times fill the last columns (:func:`translation_table`)."""
-    full = translation_table(eval_json, timing, dataset)
+    the study whose trained generators' times fill the last columns (fp32, its evaluated size:
+    :func:`lib.report.trained_speed.study_timing`); ``None``: every ``trained`` row of the file."""
+    if dataset is not None:
+        timing = study_timing(timing, dataset, eval_json.get("meta", {}).get("size"))
+    full = translation_table(eval_json, timing)
     evaluated = [MODEL_LABELS.get(r["model"], r["model"]) for r in eval_json.get("rows", [])]
     t = full.loc[[i for i in full.index if i in evaluated]]
     size = next((s for s in t["trained size"] if s != MISSING), "?")
