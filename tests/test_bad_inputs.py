@@ -684,6 +684,14 @@ def _bm3d_full_sigmas_outside_the_evaluated_sigmas(env: Env) -> Expect:
                   ["evaluate_denoising.bm3d_full_sigmas", "bsd68", "30"])
 
 
+@error_row
+def _negative_bm3d_workers(env: Env) -> Expect:
+    from lib.stages import load_stage
+
+    path = _params(env.tmp, lambda p: p["evaluate_denoising"].update(bm3d_workers=-2))
+    return Expect(lambda: load_stage("evaluate_denoising", path), ConfigError, ["evaluate_denoising", "bm3d_workers", "-2"])
+
+
 # --- CLI input: one line naming the option or file
 
 

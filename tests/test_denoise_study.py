@@ -300,6 +300,23 @@ def test_bm3d_runs_on_every_image_at_its_full_sigmas():
     assert calls == [15.0, 25.0, 25.0, 25.0]
 
 
+@pytest.mark.slow  # starts two worker processes (a few seconds)
+def test_bm3d_side_by_side_gives_the_rows_of_one_process():
+    rng = np.random.default_rng(0)
+    images = [(f"im{i}", rng.integers(60, 200, (24, 24), dtype=np.uint8)) for i in range(3)]
+    kw = dict(full_sigmas={"bsd68": [25.0]}, progress=False)
+    serial = ev.evaluate_bm3d({"bsd68": images}, {"bsd68": 1}, [15.0, 25.0], 0, **kw)
+    parallel = ev.evaluate_bm3d({"bsd68": images}, {"bsd68": 1}, [15.0, 25.0], 0, workers=2, **kw)
+    cols = ["set", "model", "kind", "name", "sigma", "psnr", "ssim", "psnr_noisy"]
+    pd.testing.assert_frame_equal(serial[cols], parallel[cols])
+    assert len(serial) == 4 and serial["psnr"].gt(serial["psnr_noisy"]).all()  # BM3D denoises
+
+
+def test_bm3d_workers_setting():
+    assert ev.bm3d_workers(3) == 3
+    assert ev.bm3d_workers(0) >= 1  # one per core
+
+
 def test_with_published_names_official_and_bm3d_rows_only():
     summary = pd.DataFrame([
         {"set": "bsd68", "model": "official_dncnn_b_gray", "kind": "official", "sigma": 25.0},

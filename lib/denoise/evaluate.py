@@ -15,6 +15,7 @@ intervals on their PSNR differences.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,7 +39,7 @@ from lib.metrics.timing import time_forward
 from lib.models import dncnn, load_model
 from lib.train.denoise import CHECKPOINT_NAME
 
-__all__ = ["outputs", "metrics_document",
+__all__ = ["outputs", "metrics_document", "bm3d_workers",
     "EvaluateDenoisingConfig",
     "load_test_sets",
     "load_trained",
@@ -81,6 +82,7 @@ class EvaluateDenoisingConfig:
     grid_check_sigma: float = 25.0  # noise level of grid_size_check
     bootstrap_samples: int = 2000  # resamples of the paired per-image bootstrap (paired_differences)
     threads: int = 0  # torch threads; 0 = torch's default
+    bm3d_workers: int = 0  # processes running (C)BM3D side by side (it is single-threaded); 0 = one per CPU core
 
     def __post_init__(self) -> None:
         if not self.sigmas or any(not 0 < s <= 255 for s in self.sigmas):
@@ -108,6 +110,8 @@ class EvaluateDenoisingConfig:
             raise ValueError("grid_check_sizes must be crop sides >= 0 (0: full image) and grid_check_images >= 0")
         if self.bootstrap_samples < 1 or self.grid_check_sigma < 0:
             raise ValueError("bootstrap_samples must be >= 1 and grid_check_sigma >= 0")
+        if self.bm3d_workers < 0:
+            raise ValueError(f"bm3d_workers={self.bm3d_workers} must be >= 0 (0: one per CPU core)")
         if self.timing_runs < 1 or self.timing_warmup < 0:
             raise ValueError("timing_runs must be >= 1 and timing_warmup >= 0")
         for hw in self.timing_sizes:
@@ -228,29 +232,63 @@ def official_rows(official_per_image: pd.DataFrame, test_sets: Mapping[str, Sequ
     return _per_image(frames)
 
 
+def bm3d_workers(setting: int) -> int:
+    """The processes :func:`evaluate_bm3d` uses for the ``bm3d_workers`` setting (0: one per CPU core)."""
+    return int(setting) if setting > 0 else max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                 else os.cpu_count() or 1)
+
+
+def _bm3d_one(task: tuple[str, np.ndarray, float, int]) -> pd.DataFrame:
+    """One image at one sigma through BM3D (a worker's task of :func:`evaluate_bm3d`)."""
+    from lib.models.bm3d import bm3d_denoise
+
+    name, clean, sigma, seed = task
+    return evaluate_denoiser(lambda noisy: bm3d_denoise(noisy, sigma), [(name, clean)], [sigma], seed,
+                             noise_fn(seed), progress=False)
+
+
 def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], counts: Mapping[str, int],
                   sigmas: Sequence[float], seed: int, *, full_sigmas: Mapping[str, Sequence[float]] | None = None,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, workers: int = 1) -> pd.DataFrame:
     """BM3D (gray) / CBM3D (color) at the true sigma on the first ``counts[set]`` images of each
     set listed in ``counts`` (0: none), and on every image at the sigmas ``full_sigmas[set]``.
+
+    The ``bm3d`` package runs on one core; ``workers > 1`` runs that many images at once in
+    separate processes. The rows are the same either way (the noise of an image depends on its
+    name and sigma only); ``seconds`` stays the wall time of one image's call, measured while
+    the other workers run.
 
     Returns:
         Per-image rows, ``model = "bm3d"``, ``kind = "classical"``.
     """
     from lib.models.bm3d import bm3d_denoise
 
-    frames = []
+    jobs = []  # (set, sigma, images) in the order the rows are returned
     for set_name, n in counts.items():
         if set_name not in test_sets:
             continue
         full = {float(x) for x in (full_sigmas or {}).get(set_name, ())}
         for sigma in sigmas:
             images = list(test_sets[set_name])[: None if float(sigma) in full else int(n)]
-            if not images:
-                continue
-            df = evaluate_denoiser(lambda noisy, s=sigma: bm3d_denoise(noisy, s), images, [sigma], seed,
-                                   noise_fn(seed), progress=progress)
-            frames.append(df.assign(set=set_name, model="bm3d", kind="classical"))
+            if images:
+                jobs.append((set_name, sigma, images))
+    if workers <= 1:
+        frames = [evaluate_denoiser(lambda noisy, s=sigma: bm3d_denoise(noisy, s), images, [sigma], seed,
+                                    noise_fn(seed), progress=progress).assign(set=set_name, model="bm3d", kind="classical")
+                  for set_name, sigma, images in jobs]
+        return _per_image(frames)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    tasks = [(name, clean, sigma, seed) for _, sigma, images in jobs for name, clean in images]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = list(tqdm(pool.map(_bm3d_one, tasks), total=len(tasks), desc="bm3d", disable=not progress))
+    frames, i = [], 0
+    for set_name, _, images in jobs:
+        frames.append(pd.concat(done[i:i + len(images)], ignore_index=True).assign(set=set_name, model="bm3d", kind="classical"))
+        i += len(images)
     return _per_image(frames)
 
 
