@@ -133,15 +133,19 @@ def compact_streams(notebook: Path) -> None:
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         merged: list[dict] = []
+        parts: dict[int, list[str]] = {}  # merged index -> the texts of its stream outputs, joined once (linear time)
         for out in cell.get("outputs", []):
             if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
                     and merged[-1].get("name") == out.get("name")):
-                merged[-1]["text"] = "".join(merged[-1]["text"]) + "".join(out.get("text", ""))
+                parts[len(merged) - 1].append("".join(out.get("text", "")))
             else:
-                merged.append(dict(out, text="".join(out["text"])) if out.get("output_type") == "stream" else out)
-        for out in merged:
+                if out.get("output_type") == "stream":
+                    parts[len(merged)] = ["".join(out["text"])]
+                merged.append(out)
+        for i, out in enumerate(merged):
             if out.get("output_type") == "stream":
-                text = _terminal_text(out["text"])
+                text = _terminal_text("".join(parts[i]))
+                out = merged[i] = dict(out)
                 out["text"] = [line + "\n" for line in text.split("\n")[:-1]] + ([text.rsplit("\n", 1)[-1]] if not text.endswith("\n") else [])
         if "outputs" in cell:
             cell["outputs"] = merged
