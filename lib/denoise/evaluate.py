@@ -261,8 +261,6 @@ def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], cou
     Returns:
         Per-image rows, ``model = "bm3d"``, ``kind = "classical"``.
     """
-    from lib.models.bm3d import bm3d_denoise
-
     jobs = []  # (set, sigma, images) in the order the rows are returned
     for set_name, n in counts.items():
         if set_name not in test_sets:
@@ -272,19 +270,17 @@ def evaluate_bm3d(test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], cou
             images = list(test_sets[set_name])[: None if float(sigma) in full else int(n)]
             if images:
                 jobs.append((set_name, sigma, images))
-    if workers <= 1:
-        frames = [evaluate_denoiser(lambda noisy, s=sigma: bm3d_denoise(noisy, s), images, [sigma], seed,
-                                    noise_fn(seed), progress=progress).assign(set=set_name, model="bm3d", kind="classical")
-                  for set_name, sigma, images in jobs]
-        return _per_image(frames)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     tasks = [(name, clean, sigma, seed) for _, sigma, images in jobs for name, clean in images]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = list(tqdm(pool.map(_bm3d_one, tasks), total=len(tasks), desc="bm3d", disable=not progress))
+    if workers <= 1:
+        done = list(tqdm(map(_bm3d_one, tasks), total=len(tasks), desc="bm3d", disable=not progress))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(tqdm(pool.map(_bm3d_one, tasks), total=len(tasks), desc="bm3d", disable=not progress))
     frames, i = [], 0
     for set_name, _, images in jobs:
         frames.append(pd.concat(done[i:i + len(images)], ignore_index=True).assign(set=set_name, model="bm3d", kind="classical"))
