@@ -444,6 +444,9 @@ def test_colour_findings_use_the_cbsd68_numbers():
     assert "CDnCNN-B (official weights) 30.70 dB [30.40, 30.95] in 2700 ms" in colour  # our CDnCNN-20's network and time
     assert ("CBM3D ran on the first 10 images only: 29.90 dB, against dncnn_color 29.60 dB, asapnet_hybrid_kernel_color "
             "28.10 dB on the same images") in colour
+    assert ("dncnn_color is 1.20 dB below the CDnCNN-B (official weights), the same network (grey: dncnn_gray 1.20 dB "
+            "below the DnCNN-B (official weights)).") in colour
+    assert "trained much less well" not in colour
     table = denoise.denoise_color_table(ev, timing)
     assert list(table.index) == ["CDnCNN-B (official weights)", "CBM3D", "dncnn_color", "asapnet_hybrid_kernel_color"]
     assert table.loc["CBM3D", "PSNR σ=25"] == "29.90 (10 images)" and table.loc["dncnn_color", "PSNR σ=25"] == "29.50"
@@ -478,3 +481,18 @@ def test_findings_without_a_residual_run_quote_no_residual_number():
     text = denoise.denoise_findings(ev, timing, sigma=25.0)
     assert "20.00 dB at σ=25 against 20.17 dB for the noisy input itself:" in text
     assert "predicting the noise" not in text
+
+
+def test_colour_findings_flag_a_colour_dncnn_that_trained_much_worse_than_its_grey_twin():
+    ev, timing = _study()
+    for r in ev["summary"]:  # the colour DnCNN-20 4.6 dB from the official weights, the grey one 1.2 dB
+        if r["model"] == "dncnn_color":
+            r["psnr"] -= 3.4
+    colour = denoise.denoise_findings(ev, timing, sigma=25.0).split("**Colour**")[1].split("\n")[0]
+    assert "dncnn_color is 4.60 dB below the CDnCNN-B (official weights), the same network (grey: dncnn_gray 1.20 dB" in colour
+    assert "it trained much less well than its grey twin" in colour and "say little about the colour designs" in colour
+    for r in ev["summary"]:  # within the margin of the grey gap (1.2 + 0.9 dB): no flag
+        if r["model"] == "dncnn_color":
+            r["psnr"] += 2.5
+    colour = denoise.denoise_findings(ev, timing, sigma=25.0).split("**Colour**")[1].split("\n")[0]
+    assert "2.10 dB below" in colour and "trained much less well" not in colour
