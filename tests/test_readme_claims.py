@@ -68,9 +68,57 @@ def curve(model: str, i: int, key: str) -> float:
     return float(row["train_seconds"]) / 60 if key == "minutes" else float(row[key])
 
 
-def psnr(model: str, sigma: float, block: str = "summary") -> float:
+def psnr(model: str, sigma: float, block: str = "summary", set_name: str = "bsd68") -> float:
     rows = _json(METRICS / "denoise_eval.json")[block]
-    return float(next(r for r in rows if r["model"] == model and r["set"] == "bsd68" and r["sigma"] == sigma)["psnr"])
+    return float(next(r for r in rows if r["model"] == model and r["set"] == set_name and r["sigma"] == sigma)["psnr"])
+
+
+def denoise_runs() -> list[dict]:
+    """The denoising study's runs, as the evaluation's metrics file lists them."""
+    return _json(METRICS / "denoise_eval.json")["runs"]
+
+
+TEST_SET = {"train400": "bsd68", "cbsd432": "cbsd68"}  # a run's training data -> the set it is scored on
+
+
+def delta(run: str, parent: str, set_name: str, sigma: float = 25.0) -> dict:
+    """The paired-bootstrap difference of ``run`` against the run it changes."""
+    return next(d for d in _json(METRICS / "denoise_eval.json")["ablation_delta"]
+                if d["model_a"] == run and d["model_b"] == parent and d["set"] == set_name and d["sigma"] == sigma)
+
+
+def denoise_row(run: dict) -> str:
+    """The README's table row of one run: PSNR at sigma 15/25/50 on its test set, the change's delta
+    at sigma 25 with its 95% interval against the run it changes, time, GMAC and training."""
+    name, set_name = run["run"], TEST_SET[run["data"]]
+    labels = {r["run"]: r["label"] for r in denoise_runs()}
+    parent = run.get("parent")
+    change = ""
+    if isinstance(parent, str) and parent in labels:
+        d = delta(name, parent, set_name)
+        change = f"{d['mean_diff']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] vs {labels[parent]}"
+    train = _json(METRICS / f"train_denoise_{name}.json")
+    return (f"| {run['label']} | " + " | ".join(f2(psnr(name, s, set_name=set_name)) for s in (15.0, 25.0, 50.0))
+            + f" | {change} | {f0(denoise_ms(name))} | {f1(train['gmacs_481x321'])} | "
+            + f"{train['steps']:,} steps, {f1(train['train_seconds'] / 60)} min |")
+
+
+def paired(model_a: str, model_b: str, set_name: str = "bsd68", sigma: float = 25.0) -> dict:
+    """The evaluation's paired-bootstrap difference of two models (``model_a`` minus ``model_b``)."""
+    return next(d for d in _json(METRICS / "denoise_eval.json")["paired_difference"]
+                if d["model_a"] == model_a and d["model_b"] == model_b and d["set"] == set_name and d["sigma"] == sigma)
+
+
+def grid_gap(model: str, crop: int) -> float:
+    """The grid check: PSNR of crop-side windows minus the full image's, on the same pixels."""
+    return float(next(g["crop_minus_full_db"] for g in _json(METRICS / "denoise_eval.json")["grid_check"]
+                      if g["model"] == model and g["crop"] == crop))
+
+
+def loss_mean(run: str, last_step: int) -> float:
+    """Mean logged training MSE of a run over its steps up to ``last_step``."""
+    losses = _csv(METRICS / f"losses_denoise_{run}.csv")
+    return float(losses.loc[losses["step"] <= last_step, "loss"].mean())
 
 
 def denoise_ms(model: str) -> float:
@@ -92,7 +140,7 @@ def stage_min(*notebooks: str) -> float:
     return sum(_json(ROOT / "reports" / "runs" / f"{n}.ipynb")["metadata"]["papermill"]["duration"] for n in notebooks) / 60
 
 
-DENOISERS = ("dncnn_gray", "cnn_8x32", "cnn_7x16", "asapnet_plain", "asapnet_context_conv", "asapnet_grid_robust")
+DENOISERS = tuple(r["run"] for r in denoise_runs())  # every run the committed evaluation scored
 STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", "03-train-translation-facades-asapnet",
           "03-train-translation-facades-pix2pixhd", "04-train-segmenter-facades", "05-evaluate-translation-facades",
           "06-time-translation",
@@ -115,6 +163,14 @@ def f3(x: float) -> str:
     return f"{x:.3f}"
 
 
+def f4(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
 def ms_or_s(x: float) -> str:
     """As the README's official table writes a time: ms below one second, else seconds (2 or 3 digits)."""
     return f"{x:.0f} ms" if x < 1000 else (f"{x / 1e3:.2f} s" if x < 10000 else f"{x / 1e3:.1f} s")
@@ -130,7 +186,8 @@ CLAIMS: list[Claim] = [
       lambda: f1(stage_min("03-train-translation-facades-pix2pixhd")), lambda: f1(stage_min("04-train-segmenter-facades")))),
     ("(the translation stages together {} min)",
      (lambda: f1(stage_min(*STAGES[2:7])),)),
-    ("denoiser training {} min for the six runs", (lambda: f1(stage_min(*STAGES[7:13])),)),
+    ("denoiser training {} min for the {} runs",
+     (lambda: f1(stage_min(*(f"07-train-denoiser-{r}" for r in DENOISERS))), lambda: str(len(DENOISERS)))),
     ("denoising evaluation {} min", (lambda: f1(stage_min("08-evaluate-denoising")),)),
     # translation quality
     ("| ASAPNet | **{}** [{}, {}] | **{}** | {} [{}, {}] | **{}** [{}, {}] | {} |",
@@ -185,26 +242,36 @@ CLAIMS: list[Claim] = [
     ("| DnCNN-B (blind) | BSD68 | {} | {} | {} |", tuple((lambda s=s: f3(dncnn("bsd68", "dncnn_b_gray", s))) for s in (15.0, 25.0, 50.0))),
     ("| CDnCNN-B (blind, color) | CBSD68 | {} | {} | {} |",
      tuple((lambda s=s: f3(dncnn("cbsd68", "cdncnn_b_color", s))) for s in (15.0, 25.0, 50.0))),
-    # denoising study
-    *[(f"| {label} | {{}} | {bold[0]}{{}}{bold[1]} | {{}} | {{}}{ref} | {{}} | {steps} steps{patch}, {{}} min |",
-       (lambda r=run: f2(psnr(r, 15.0)), lambda r=run: f2(psnr(r, 25.0)), lambda r=run: f2(psnr(r, 50.0)),
-        lambda r=run: f0(denoise_ms(r)), lambda r=run: f1(_json(METRICS / f"train_denoise_{r}.json")["gmacs_481x321"]),
-        lambda r=run: f1(train_min(r))))
-      for label, run, bold, ref, steps, patch in (
-          ("DnCNN-20, ours", "dncnn_gray", ("**", "**"), "", "8,000", ""),
-          ("plain CNN 8x32", "cnn_8x32", ("", ""), "", "8,000", ""),
-          ("ASAPNet plain transfer", "asapnet_plain", ("", ""), "", "782", " of 128 px"),
-          ("ASAPNet + conv front-end", "asapnet_context_conv", ("", ""), "", "782", ""))],
-    ("is {} dB better and {}x faster",
-     (lambda: f2(psnr("cnn_7x16", 25.0) - psnr("asapnet_grid_robust", 25.0)),
-      lambda: f1(denoise_ms("asapnet_grid_robust") / denoise_ms("cnn_7x16")))),
-    ("behind our DnCNN-20 at equal budget (paired per-image bootstrap, sigma 25) and\n{}x faster",
-     (lambda: f1(denoise_ms("dncnn_gray") / denoise_ms("asapnet_grid_robust")),)),
-    ("BM3D on the first 10 BSD68 images: {} / {} / {} dB (our DnCNN-20 on the same images\n{} / {} / {})",
-     (*((lambda s=s: f2(psnr("bm3d", s, "bm3d_subset"))) for s in (15.0, 25.0, 50.0)),
-      *((lambda s=s: f2(psnr("dncnn_gray", s, "bm3d_subset"))) for s in (15.0, 25.0, 50.0)))),
-    ("{} dB at sigma 25, {} dB behind the official\nweights",
+    # denoising study (the table rows: test_readme_denoising_table_has_every_run)
+    ("| BM3D, first 10 images (all 68 at sigma 25) | {} | {} | {} |",
+     tuple((lambda s=s: f2(psnr("bm3d", s, "bm3d_subset"))) for s in (15.0, 25.0, 50.0))),
+    ("| CBM3D, first 10 images | {} | {} | {} |",
+     tuple((lambda s=s: f2(psnr("bm3d", s, "bm3d_subset", "cbsd68"))) for s in (15.0, 25.0, 50.0))),
+    ("BM3D on all 68 images at sigma 25: {} dB", (lambda: f2(psnr("bm3d", 25.0)),)),
+    ("{} dB at sigma 25, {} dB behind the official",
      (lambda: f2(psnr("dncnn_gray", 25.0)), lambda: f2(psnr("official_dncnn_b_gray", 25.0) - psnr("dncnn_gray", 25.0)))),
+    # denoising findings
+    ("is {} dB [{}, {}] against the plain CNN 7x16 image by image",
+     tuple((lambda k=k: signed(paired("asapnet_hybrid_kernel", "cnn_7x16")[k])) for k in ("mean_diff", "ci_low", "ci_high"))),
+    ("and takes {}x its time. The fastest", (lambda: f1(denoise_ms("asapnet_hybrid_kernel") / denoise_ms("cnn_7x16")),)),
+    ("runs in {} ms against {} ms and is {} dB below that CNN",
+     (lambda: f0(denoise_ms("asapnet_kernel_only")), lambda: f0(denoise_ms("cnn_7x16")),
+      lambda: f2(psnr("cnn_7x16", 25.0) - psnr("asapnet_kernel_only", 25.0)))),
+    ("so the gap between them widens to {} dB",
+     (lambda: f2(psnr("cnn_7x16_4x", 25.0) - psnr("asapnet_hybrid_kernel_4x", 25.0)),)),
+    ("(+{} dB on 128-px windows), the conv front-end nearly (+{} dB)",
+     (lambda: f1(grid_gap("asapnet_context_patch", 128)), lambda: f1(grid_gap("asapnet_context_conv", 128)))),
+    ("The colour hybrid reaches {} dB on CBSD68",
+     (lambda: f2(psnr("asapnet_hybrid_kernel_color", 25.0, set_name="cbsd68")),)),
+    ("its training MSE averaged {} over the first 500 steps", (lambda: f4(loss_mean("dncnn_color", 500)),)),
+    ("and ended at {} against {} for the colour hybrid",
+     (lambda: f4(_json(METRICS / "train_denoise_dncnn_color.json")["final_loss"]),
+      lambda: f4(_json(METRICS / "train_denoise_asapnet_hybrid_kernel_color.json")["final_loss"]))),
+    ("The denoising stages took {} min of notebook time",
+     (lambda: f0(stage_min("02-evaluate-official-dncnn", *(f"07-train-denoiser-{r}" for r in DENOISERS),
+                           "08-evaluate-denoising")),)),
+    ("the evaluation {} min,", (lambda: f1(stage_min("08-evaluate-denoising")),)),
+    ("the official DnCNN rows {} min.", (lambda: f1(stage_min("02-evaluate-official-dncnn")),)),
 ]
 
 
@@ -225,3 +292,9 @@ def test_readme_names_no_number_of_a_file_that_is_not_committed():
     # the DnCNN-S row came from a run whose results file is not in the repository
     assert not any(r["model"] == "dncnn_s" for r in _json(METRICS / "dncnn_official.json")["rows"])
     assert "31.732" not in readme and "| DnCNN-S" not in readme
+
+
+@pytest.mark.parametrize("run", denoise_runs(), ids=lambda r: r["run"])
+def test_readme_denoising_table_has_every_run(run):
+    row = denoise_row(run)
+    assert row in (ROOT / "README.md").read_text(), f"README.md lacks the row {row!r} (from the committed results files)"
