@@ -378,6 +378,23 @@ def test_grid_size_check_scores_crops_and_full_image_on_the_same_pixels():
     assert whole["gain_db"] == whole["gain_full_db"] and whole["crop_minus_full_db"] == 0
 
 
+def test_grid_size_checks_run_each_model_on_its_own_test_set():
+    models = _tiny_models()  # g: grey, c: colour
+    sets = {"bsd68": _images(1, n=3, size=32), "cbsd68": _images(3, n=2, size=32), "set12": _images(1, n=1)}
+    df = ev.grid_size_checks(models, {"g": 1, "c": 3}, sets, 2, [16, 0], 25.0, seed=0, progress=False)
+    assert set(zip(df["model"], df["set"])) == {("g", "bsd68"), ("c", "cbsd68")}  # not Set12: the first set of each
+    assert set(df["n_images"]) == {2} and len(df) == 4  # the first 2 images of each set; two crop sides per model
+    alone = ev.grid_size_check({"c": models["c"]}, sets["cbsd68"][:2], [16, 0], 25.0, seed=0)
+    mine = df[df["model"] == "c"].drop(columns="set").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, alone)  # the same numbers as the check on that set alone
+    every = ev.grid_size_checks(models, {"g": 1, "c": 3}, sets, 0, [0], 25.0, seed=0, progress=False)
+    assert dict(zip(every["model"], every["n_images"])) == {"g": 3, "c": 2}  # 0: every image
+    no_colour = ev.grid_size_checks(models, {"g": 1, "c": 3}, {"bsd68": sets["bsd68"]}, 1, [0], 25.0, seed=0,
+                                    progress=False)
+    assert list(no_colour["model"]) == ["g"]  # no colour test set: the colour run is left out
+    assert ev.grid_size_checks({}, {}, sets, 1, [0], 25.0, seed=0).empty
+
+
 def test_grid_size_check_tells_local_models_from_size_dependent_ones():
     """A per-pixel model gives the same pixels on crops and on the full image (difference 0, whatever
     the crops' content); a model that uses the image's mean does not."""

@@ -266,7 +266,11 @@ def test_grid_check_on_identical_pixels_reads_the_difference():
     text = " ".join(rd.grid_findings(ev, train, 25))
     assert "a (+8.0 dB on 128-px crops" in text and "+4.0 dB on full images" in text
     assert "b (+7.0 dB" in text and "+7.1 dB on full images" in text
-    assert "same pixels" in rd.grid_caption(ev)
+    assert "same pixels" in rd.grid_caption(ev) and "; 68 BSD68 images; each cell" in rd.grid_caption(ev)
+    colour = {"grid_check": [dict(r, set="bsd68") for r in ev["grid_check"]]
+              + [{"model": "c", "crop": 0, "n_images": 10, "sigma": 25, "gain_db": 9.0, "crop_minus_full_db": 0.0,
+                  "set": "cbsd68"}]}
+    assert "68 BSD68 images (grey runs), 10 CBSD68 images (colour runs); each cell" in rd.grid_caption(colour)
 
 
 # ----------------------------------------------------------------------------- the full study: parents, deltas, intervals,

@@ -52,6 +52,7 @@ __all__ = ["outputs", "metrics_document", "bm3d_workers",
     "with_published",
     "time_denoisers",
     "grid_size_check",
+    "grid_size_checks",
     "in_channels",
     "PER_IMAGE_COLUMNS",
     "OFFICIAL_PREFIX",
@@ -78,7 +79,7 @@ class EvaluateDenoisingConfig:
     timing_runs: int = 5
     crop_size: int = 96  # side of the crops shown in the report
     grid_check_sizes: tuple[int, ...] = (64, 128, 176, 0)  # crop sides for grid_size_check (0: full image)
-    grid_check_images: int = 3  # first N BSD68 images for grid_size_check
+    grid_check_images: int = 3  # first N images of each run's test set (grey BSD68, colour CBSD68) for grid_size_checks
     grid_check_sigma: float = 25.0  # noise level of grid_size_check
     bootstrap_samples: int = 2000  # resamples of the paired per-image bootstrap (paired_differences)
     threads: int = 0  # torch threads; 0 = torch's default
@@ -363,7 +364,7 @@ def time_denoisers(models: Mapping[str, torch.nn.Module], sizes: Sequence[Sequen
 
 
 def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tuple[str, np.ndarray]],
-                    sizes: Sequence[int], sigma: float, seed: int) -> pd.DataFrame:
+                    sizes: Sequence[int], sigma: float, seed: int, progress: bool = False) -> pd.DataFrame:
     """Does a model denoise a crop as well as the same pixels of the full image? Both scored on
     identical pixels, so the crops' content cannot confound the comparison.
 
@@ -384,9 +385,11 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
         full image, scored on the same pixels) and of their difference (``crop_minus_full_db``:
         positive when the model does better on crops); ``n_windows``: windows over all images.
     """
+    from tqdm import tqdm
+
     noisy_images = [(name, clean, noise_fn(seed)(clean, sigma, name)) for name, clean in images]
     rows = []
-    for run_name, model in models.items():
+    for run_name, model in tqdm(models.items(), desc="grid check", unit="model", disable=not progress):
         full_outputs = [denoise(model, noisy, sigma=sigma) for _, _, noisy in noisy_images]
         for size in sizes:
             crop_gain, full_gain, n_windows = [], [], 0
@@ -409,6 +412,26 @@ def grid_size_check(models: Mapping[str, torch.nn.Module], images: Sequence[tupl
                          "gain_full_db": float(np.mean(full_gain)),
                          "crop_minus_full_db": float(np.mean(np.subtract(crop_gain, full_gain)))})
     return pd.DataFrame(rows)
+
+
+def grid_size_checks(models: Mapping[str, torch.nn.Module], channels: Mapping[str, int],
+                     test_sets: Mapping[str, Sequence[tuple[str, np.ndarray]]], n_images: int, sizes: Sequence[int],
+                     sigma: float, seed: int, progress: bool = True) -> pd.DataFrame:
+    """:func:`grid_size_check` of every model on the first ``n_images`` (0: all) of its own test set: the
+    first set of :data:`lib.denoise.study.TEST_SETS_FOR` for its channel count (grey BSD68, colour
+    CBSD68) among ``test_sets``. Models whose set is not there are left out.
+
+    Returns:
+        :func:`grid_size_check`'s rows, with the column ``set``, one block per test set.
+    """
+    by_set: dict[str, dict[str, torch.nn.Module]] = {}
+    for name, model in models.items():
+        test_set = next((t for t in TEST_SETS_FOR.get(int(channels[name]), ()) if t in test_sets), None)
+        if test_set is not None:
+            by_set.setdefault(test_set, {})[name] = model
+    frames = [grid_size_check(group, test_sets[s][: n_images or None], sizes, sigma, seed, progress).assign(set=s)
+              for s, group in by_set.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def metrics_document(meta: dict, run_table: pd.DataFrame, summary: pd.DataFrame, bm3d_summary: pd.DataFrame,

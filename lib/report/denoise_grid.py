@@ -8,6 +8,7 @@ import pandas as pd
 
 from lib.report import ReportConfig
 from lib.report.common import is_finite, to_float
+from lib.report.denoise_runs import SET_TITLES
 
 __all__ = [
     "GRID_ROBUST_DB",
@@ -58,12 +59,26 @@ def sides_text(sides: Sequence[int]) -> int | str | None:
     return sides[0] if len(sides) == 1 else "/".join(str(p) for p in sides)
 
 
+def _images_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """How many images of which test set the grid-check rows average: "68 BSD68 images" or, with colour
+    runs (rows with ``set``), "68 BSD68 images (grey runs), 68 CBSD68 images (colour runs)"."""
+    counts: dict[str, set[int]] = {}
+    for r in rows:
+        if is_finite(r.get("n_images")):
+            counts.setdefault(str(r.get("set", "bsd68")), set()).add(int(r["n_images"]))
+    kinds = {"bsd68": "grey runs", "cbsd68": "colour runs"}
+    parts = [f"{'/'.join(str(c) for c in sorted(ns))} {SET_TITLES.get(s, s)} image{'s' if ns != {1} else ''}"
+             + (f" ({kinds.get(s, s)})" if len(counts) > 1 else "") for s, ns in counts.items()]
+    return ", ".join(parts) or "? BSD68 images"
+
+
 def grid_caption(eval_json: Mapping[str, Any], sigma: float = HEADLINE_SIGMA) -> str:
-    """The grid-size table's caption: its noise level and how many images each of its numbers averages."""
+    """The grid-size table's caption: its noise level and how many images (of which test set) each of
+    its numbers averages."""
     counts = sorted({int(r["n_images"]) for r in eval_json.get("grid_check", []) if is_finite(r.get("n_images"))})
     n = "/".join(str(c) for c in counts) or "?"
     if any("crop_minus_full_db" in r for r in eval_json.get("grid_check", [])):
-        return (f"*σ = {grid_sigma(eval_json, sigma):g}; {n} BSD68 image{'s' if n != '1' else ''}; each cell: the PSNR "
+        return (f"*σ = {grid_sigma(eval_json, sigma):g}; {_images_text(eval_json['grid_check'])}; each cell: the PSNR "
                 f"(dB) of the image denoised as a grid of crop-side windows, each window alone, minus that of the whole "
                 f"image denoised once, on the same pixels (so crop content cannot confound it). Near 0 (slightly "
                 f"negative from window borders): the run works at any grid size; large and positive: it only works at "
