@@ -131,16 +131,18 @@ def psnr_intervals(per_image: pd.DataFrame, n_boot: int = 2000, seed: int = 0, l
 
 def rival_cnn(summary: pd.DataFrame, timing: pd.DataFrame, runs: Mapping[str, DenoiseRun], best: str | None,
               reference: str | None, set_name: str = "bsd68", sigma: float = 25.0,
-              size: Sequence[int] = (321, 481)) -> str | None:
+              size: Sequence[int] = (321, 481), exclude: Sequence[str] = ()) -> str | None:
     """The plain CNN the verdict on ``best`` rests on: of our DnCNN-style runs of ``best``'s data
-    other than the ``reference`` (DnCNN-20), the fastest one at ``size`` that is at least as good as
-    ``best`` at ``sigma`` on ``set_name``; when none is, the one nearest to ``best`` in log time."""
+    other than the ``reference`` (DnCNN-20) and the runs in ``exclude`` (the longer-training rows:
+    the verdict is taken at equal budget, and a longer run of the same network ties on time), the
+    fastest one at ``size`` that is at least as good as ``best`` at ``sigma`` on ``set_name``; when
+    none is, the one nearest to ``best`` in log time."""
     if best is None or best not in runs:
         return None
     t = timing[(timing["height"] == size[0]) & (timing["width"] == size[1])].set_index("model")["median_ms"]
     rows = summary[(summary["set"] == set_name) & (summary["sigma"] == float(sigma))].set_index("model")["psnr"]
     cnns = [n for n, r in runs.items() if r.model == "dncnn" and r.data == runs[best].data and n != reference
-            and n in t.index and n in rows.index]
+            and n not in exclude and n in t.index and n in rows.index]
     if not cnns or best not in t.index or best not in rows.index:
         return None
     good = [n for n in cnns if rows[n] >= rows[best]]
