@@ -478,6 +478,17 @@ def test_budget_caption_says_where_bm3d_ran_on_every_image():
     text = denoise.denoise_budget_caption(ev, train)
     assert "BM3D on BSD68: every image at σ=25, the first 10 at the other sigmas; CBM3D on CBSD68: the first 10 images" in text
     assert "except the longer-training runs (cnn_7x16_4x)" in text
+    assert "Adam lr" not in text  # no run records its rate
+
+
+def test_budget_caption_names_the_runs_trained_at_another_learning_rate():
+    ev, _ = _study()
+    run = {"steps": 8000, "batch_size": 16, "patch_size": 40, "pixel_samples": 204.8e6}
+    train = {name: {**run, "train_config": {"lr": lr}}
+             for name, lr in (("cnn_7x16", 1e-3), ("dncnn_gray", 1e-3), ("dncnn_color", 1e-4))}
+    assert "; Adam lr 0.001 (dncnn_color: 0.0001)):" in denoise.denoise_budget_caption(ev, train)
+    train["dncnn_color"]["train_config"]["lr"] = 1e-3
+    assert "; Adam lr 0.001):" in denoise.denoise_budget_caption(ev, train)
 
 
 def test_findings_without_a_residual_run_quote_no_residual_number():

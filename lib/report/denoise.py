@@ -320,6 +320,18 @@ def bm3d_coverage(eval_json: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def learning_rate_text(train: Mapping[str, Mapping[str, Any]]) -> str:
+    """``"; Adam lr 0.001 (dncnn_color: 0.0001)"``: the learning rate most runs share (from each run's
+    ``train_config``), and every run trained at another one; empty when no run records its rate."""
+    lrs = {name: float(t["train_config"]["lr"]) for name, t in train.items() if "lr" in (t.get("train_config") or {})}
+    if not lrs:
+        return ""
+    counts = pd.Series(list(lrs.values())).value_counts(sort=False)
+    shared = float(counts.idxmax())
+    others = [f"{name}: {lr:g}" for name, lr in lrs.items() if lr != shared]
+    return f"; Adam lr {shared:g}" + (f" ({', '.join(others)})" if others else "")
+
+
 def denoise_budget_caption(eval_json: Mapping[str, Any], train: Mapping[str, Mapping[str, Any]]) -> str:
     """The scale of the study's numbers: training budget per run, test images, BM3D's images, hardware."""
     meta = eval_json["meta"]
@@ -338,7 +350,7 @@ def denoise_budget_caption(eval_json: Mapping[str, Any], train: Mapping[str, Map
     bm3d = bm3d_coverage(eval_json)
     return (
         f"Scale: {meta.get('scale')}. Training (blind, sigma in {next(iter(train.values())).get('sigma_range') if train else '?'}, "
-        f"Train400 gray / CBSD432 color; {same}): " + "; ".join(runs)
+        f"Train400 gray / CBSD432 color; {same}{learning_rate_text(train)}): " + "; ".join(runs)
         + ". For comparison, DnCNN's own recipe is 50 epochs of 1,600 batches of 128 patches of 40 px (16.4 G "
         "pixel-samples), so our DnCNN rows show how far that budget is from the official weights. "
         f"Test images: {images}{'; ' + bm3d if bm3d else ''}. "
