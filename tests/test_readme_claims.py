@@ -19,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ROOT / "reports" / "metrics"
 FACADES = METRICS / "translation" / "facades"  # the Facades study's files
+CAMVID = METRICS / "translation" / "camvid"  # the CamVid study's files
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -58,14 +59,38 @@ def bench(model: str, size: str, impl: str | None = None, column: str = "median_
     return float(rows[column].iloc[0])
 
 
-def quality(model: str, key: str) -> float:
-    return float(next(r for r in _json(FACADES / "translation_eval.json")["rows"] if r["model"] == model)[key])
+def quality(model: str, key: str, study: Path = FACADES) -> float:
+    return float(next(r for r in _json(study / "translation_eval.json")["rows"] if r["model"] == model)[key])
 
 
-def curve(model: str, i: int, key: str) -> float:
-    c = _csv(FACADES / "translation_curves.csv")
-    row = c[c["model"] == model].sort_values("step").iloc[i]
+def curve(model: str, i: int, key: str, study: Path = FACADES) -> float:
+    """Learning-curve point ``i`` of a model (by step; ``i = "best"``: the lowest KID)."""
+    c = _csv(study / "translation_curves.csv")
+    points = c[c["model"] == model].sort_values("step").reset_index(drop=True)
+    row = points.loc[points["kid"].idxmin()] if i == "best" else points.iloc[i]
     return float(row["train_seconds"]) / 60 if key == "minutes" else float(row[key])
+
+
+def curve_range(model: str, key: str, study: Path = CAMVID) -> tuple[float, float]:
+    points = _csv(study / "translation_curves.csv")
+    values = points.loc[points["model"] == model, key]
+    return float(values.min()), float(values.max())
+
+
+def trained_ms(dataset: str, model: str, h: int, w: int, dtype: str = "fp32") -> float:
+    """The timing stage's row of a study's trained generator (its architecture at ``h`` x ``w``)."""
+    t = _csv(METRICS / "translation_timing.csv")
+    row = t[t["kind"].str.startswith("trained") & (t["dataset"] == dataset) & (t["model"] == model)
+            & (t["height"] == h) & (t["width"] == w) & (t["dtype"] == dtype)]
+    return float(row["median_ms"].iloc[0])
+
+
+def trained_speedup(dataset: str, h: int, w: int, dtype: str = "fp32") -> float:
+    return trained_ms(dataset, "pix2pixhd", h, w, dtype) / trained_ms(dataset, "asapnet", h, w, dtype)
+
+
+def gan_run(study: Path, model: str) -> dict:
+    return _json(study / f"train_{model}.json")
 
 
 def psnr(model: str, sigma: float, block: str = "summary", set_name: str = "bsd68") -> float:
@@ -146,10 +171,10 @@ def stage_min(*notebooks: str) -> float:
 
 
 DENOISERS = tuple(r["run"] for r in denoise_runs())  # every run the committed evaluation scored
-STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", "03-train-translation-facades-asapnet",
-          "03-train-translation-facades-pix2pixhd", "04-train-segmenter-facades", "05-evaluate-translation-facades",
-          "06-time-translation",
-          *(f"07-train-denoiser-{r}" for r in DENOISERS), "08-evaluate-denoising")
+STUDY_STAGES = {d: (f"03-train-translation-{d}-asapnet", f"03-train-translation-{d}-pix2pixhd",
+                     f"04-train-segmenter-{d}", f"05-evaluate-translation-{d}") for d in ("facades", "camvid")}
+STAGES = ("01-fetch-data", "02-evaluate-official-dncnn", *STUDY_STAGES["facades"], *STUDY_STAGES["camvid"],
+          "06-time-translation", *(f"07-train-denoiser-{r}" for r in DENOISERS), "08-evaluate-denoising")
 
 
 def f0(x: float) -> str:
@@ -186,11 +211,10 @@ CLAIMS: list[Claim] = [
     # stage times (papermill durations of the executed notebooks)
     ("about {} min at the default scale", (lambda: f0(stage_min(*STAGES)),)),
     ("about {} min in all before the report", (lambda: f0(stage_min(*STAGES)),)),
-    ("translation\ntraining ASAPNet {} min and pix2pixHD {} min, segmenter {} min",
-     (lambda: f1(stage_min("03-train-translation-facades-asapnet")),
-      lambda: f1(stage_min("03-train-translation-facades-pix2pixhd")), lambda: f1(stage_min("04-train-segmenter-facades")))),
-    ("(the translation stages together {} min)",
-     (lambda: f1(stage_min(*STAGES[2:7])),)),
+    *[(f"the {title} study: ASAPNet {{}} min, pix2pixHD {{}} min, segmenter {{}} min,\nFID/KID/mIoU with the learning curves {{}} min ({{}} min together)",
+       (*((lambda n=n: f1(stage_min(n))) for n in STUDY_STAGES[d]), lambda d=d: f1(stage_min(*STUDY_STAGES[d]))))
+      for d, title in (("facades", "Facades"), ("camvid", "CamVid"))],
+    ("translation timing grid {} min", (lambda: f1(stage_min("06-time-translation")),)),
     ("denoiser training {} min for the {} runs",
      (lambda: f1(stage_min(*(f"07-train-denoiser-{r}" for r in DENOISERS))), lambda: str(len(DENOISERS)))),
     ("denoising evaluation {} min", (lambda: f1(stage_min("08-evaluate-denoising")),)),
@@ -203,10 +227,67 @@ CLAIMS: list[Claim] = [
      tuple((lambda k=k, f=f: f(quality("pix2pixhd", k))) for k, f in (
          ("kid", f3), ("kid_boot_low", f3), ("kid_boot_high", f3), ("kid_smoothed", f3), ("fid", f1), ("fid_boot_low", f1),
          ("fid_boot_high", f1), ("miou", f3), ("miou_boot_low", f3), ("miou_boot_high", f3), ("pixel_accuracy", f3)))),
-    ("before its first snapshot ({} at {} min) and reaches {} at {} min",
-     (lambda: f2(curve("asapnet", 0, "kid")), lambda: f1(curve("asapnet", 0, "minutes")),
+    ("2-core CPU (ASAPNet {} steps in {} min, pix2pixHD {} steps in {} min; bf16 autocast)",
+     (lambda: f"{gan_run(FACADES, 'asapnet')['steps']:,}", lambda: f1(gan_run(FACADES, "asapnet")["train_seconds"] / 60),
+      lambda: f"{gan_run(FACADES, 'pix2pixhd')['steps']:,}", lambda: f1(gan_run(FACADES, "pix2pixhd")["train_seconds"] / 60))),
+    ("U-Net trained here on the real training photos ({} epochs, {} min)",
+     (lambda: f0(gan_run(FACADES, "segmenter")["epochs"]), lambda: f1(gan_run(FACADES, "segmenter")["train_seconds"] / 60))),
+    ("ASAPNet passes pix2pixHD's final KID ({})\nbefore its first snapshot ({} at {} min) and reaches {} at {} min",
+     (lambda: f2(curve("pix2pixhd", -1, "kid")), lambda: f2(curve("asapnet", 0, "kid")), lambda: f1(curve("asapnet", 0, "minutes")),
       lambda: f2(curve("asapnet", 3, "kid")), lambda: f1(curve("asapnet", 3, "minutes")))),
-    ("ASAPNet's mIoU peaked at {} at 10 min", (lambda: f3(curve("asapnet", 3, "miou")),)),
+    ("(KID {}-{}) and only then starts\nto follow the layout ({}, {}, {} at {}, {} and {} min)",
+     (lambda: f2(min(curve("pix2pixhd", i, "kid") for i in range(3))), lambda: f2(max(curve("pix2pixhd", i, "kid") for i in range(3))),
+      *((lambda i=i: f2(curve("pix2pixhd", i, "kid"))) for i in (3, 4, 5)),
+      *((lambda i=i: f0(curve("pix2pixhd", i, "minutes"))) for i in (3, 4, 5)))),
+    ("ASAPNet's mIoU peaked at {} at {} min",
+     (lambda: f3(curve("asapnet", 3, "miou")), lambda: f0(curve("asapnet", 3, "minutes")))),
+    # the CamVid study
+    *[(f"| {label} | {b}{{}}{b} [{{}}, {{}}] | {b}{{}}{b} | {{}} [{{}}, {{}}] | {b}{{}}{b} [{{}}, {{}}] | {{}} |",
+       tuple((lambda m=m, k=k, f=f: f(quality(m, k, CAMVID))) for k, f in (
+           ("kid", f3), ("kid_boot_low", f3), ("kid_boot_high", f3), ("kid_smoothed", f3), ("fid", f1),
+           ("fid_boot_low", f1), ("fid_boot_high", f1), ("miou", f3), ("miou_boot_low", f3), ("miou_boot_high", f3),
+           ("pixel_accuracy", f3))))
+      for m, label, b in (("asapnet", "ASAPNet", "**"), ("pix2pixhd", "pix2pixHD", ""))],
+    ("| real photos (ceiling; KID/FID: the real training vs test photos) | {} | | {} | {} | {} |",
+     tuple((lambda k=k, f=f: f(quality("real", k, CAMVID))) for k, f in (
+         ("kid", f3), ("fid", f1), ("miou", f3), ("pixel_accuracy", f3)))),
+    ("ASAPNet {} steps in {} min,\npix2pixHD {} steps in {} min. FID/KID: all {} generated test images against the {} real test\nphotos",
+     (lambda: f"{gan_run(CAMVID, 'asapnet')['steps']:,}", lambda: f1(gan_run(CAMVID, "asapnet")["train_seconds"] / 60),
+      lambda: f"{gan_run(CAMVID, 'pix2pixhd')['steps']:,}", lambda: f1(gan_run(CAMVID, "pix2pixhd")["train_seconds"] / 60),
+      lambda: str(int(quality("asapnet", "n", CAMVID))), lambda: str(int(quality("real", "n", CAMVID))))),
+    ("photos ({} epochs, {} min)", (lambda: f0(gan_run(CAMVID, "segmenter")["epochs"]),
+                                    lambda: f1(gan_run(CAMVID, "segmenter")["train_seconds"] / 60))),
+    ("ASAPNet's first snapshot (KID {} at {} min) is already better than any pix2pixHD\nsnapshot (best {})",
+     (lambda: f2(curve("asapnet", 0, "kid", CAMVID)), lambda: f1(curve("asapnet", 0, "minutes", CAMVID)),
+      lambda: f2(curve_range("pix2pixhd", "kid")[0]))),
+    ("it was best at {} min (KID {}, mIoU {})",
+     (lambda: f1(curve("asapnet", "best", "minutes", CAMVID)), lambda: f2(curve("asapnet", "best", "kid", CAMVID)),
+      lambda: f3(curve("asapnet", "best", "miou", CAMVID)))),
+    ("pix2pixHD's mIoU stays between {} and {} at every snapshot while its KID drifts\nfrom {} to {}",
+     (lambda: f2(curve_range("pix2pixhd", "miou")[0]), lambda: f2(curve_range("pix2pixhd", "miou")[1]),
+      lambda: f2(curve("pix2pixhd", 0, "kid", CAMVID)), lambda: f2(curve("pix2pixhd", -1, "kid", CAMVID)))),
+    ("Facades keeps the U-Net trained from scratch\n({} mIoU on the real test photos",
+     (lambda: f3(quality("real", "miou")),)),
+    ("`lib/models/inception_segmenter.py`):\n{} mIoU on the real CamVid test photos",
+     (lambda: f3(quality("real", "miou", CAMVID)),)),
+    ("at CamVid's 128x176\nASAPNet {} ms and pix2pixHD {} ms per image ({}x in fp32, {}x with bf16 autocast)",
+     (lambda: f0(trained_ms("camvid", "asapnet", 128, 176)), lambda: f0(trained_ms("camvid", "pix2pixhd", 128, 176)),
+      lambda: f2(trained_speedup("camvid", 128, 176)), lambda: f2(trained_speedup("camvid", 128, 176, "bf16")))),
+    ("rebuilt for a 16x32 grid with its tile-size-dependent tensors redrawn) ASAPNet {} ms and pix2pixHD\n{} ms: **{}x** in fp32 ({}x in bf16)",
+     (lambda: f0(trained_ms("camvid", "asapnet", 256, 512)), lambda: f0(trained_ms("camvid", "pix2pixhd", 256, 512)),
+      lambda: f2(trained_speedup("camvid", 256, 512)), lambda: f2(trained_speedup("camvid", 256, 512, "bf16")))),
+    ("(random weights, {}x at 256x512 in the same run: the architecture comparison)",
+     (lambda: f2(speedup("pix2pixhd", 256, 512)),)),
+    ("ASAPNet's low-resolution stream at 256 channels cuts its time {}x there, while halving\npix2pixHD's width (ngf 32) cuts its time {}x",
+     (lambda: f2(timing("asapnet", 256, 512) / trained_ms("camvid", "asapnet", 256, 512)),
+      lambda: f2(timing("pix2pixhd", 256, 512) / trained_ms("camvid", "pix2pixhd", 256, 512)))),
+    ("ASAPNet is at least 2x faster at 256x512 at the trained widths ({}x)", (lambda: f2(trained_speedup("camvid", 256, 512)),)),
+    ("the segmenter's ceiling, {} mIoU against the 0.55 aimed for", (lambda: f3(quality("real", "miou", CAMVID)),)),
+    ("pix2pixHD's mIoU, {}, under half the ceiling\n({}) at every snapshot; ASAPNet's final mIoU, {}, under it by {} (its best snapshot, {},\nand the mean of its last three, {}, are above)",
+     (lambda: f3(quality("pix2pixhd", "miou", CAMVID)), lambda: f3(quality("real", "miou", CAMVID) / 2),
+      lambda: f3(quality("asapnet", "miou", CAMVID)),
+      lambda: f3(quality("real", "miou", CAMVID) / 2 - quality("asapnet", "miou", CAMVID)),
+      lambda: f3(curve_range("asapnet", "miou")[1]), lambda: f3(quality("asapnet", "miou_smoothed", CAMVID)))),
     # inference time, timing stage
     ("at 256x512 ASAPNet {} ms, pix2pixHD {} ms\n(**{}x**), SPADE {} s ({}x); at 256x256 {}x and {}x; at 512x1024 {}x (SPADE skipped",
      (lambda: f0(timing("asapnet", 256, 512)), lambda: f0(timing("pix2pixhd", 256, 512)),
