@@ -89,6 +89,22 @@ def trained_speedup(dataset: str, h: int, w: int, dtype: str = "fp32") -> float:
     return trained_ms(dataset, "pix2pixhd", h, w, dtype) / trained_ms(dataset, "asapnet", h, w, dtype)
 
 
+def budget(run: str, model: str, key: str, which: str = "final") -> float:
+    """The CamVid study at a multiple of its steps (benchmarks/translation_budget.py): the final row, the
+    mean of the last three snapshots (``last3``), the lowest / highest snapshot (``min`` / ``max``), or the
+    snapshot at step ``which`` (digits)."""
+    t = _csv(RESULTS / "translation_budget_camvid.csv")
+    g = t[(t["run"] == run) & (t["model"] == model)].sort_values("step")
+    if which == "final":
+        row = g[g["final"]].iloc[0]
+        return float(row["train_seconds"]) / 60 if key == "minutes" else float(row[key])
+    if which == "last3":
+        return float(g[key].tail(3).mean())
+    if which in ("min", "max"):
+        return float(getattr(g[key], which)())
+    return float(g.loc[g["step"] == int(which), key].iloc[0])
+
+
 def gan_run(study: Path, model: str) -> dict:
     return _json(study / f"train_{model}.json")
 
@@ -281,6 +297,19 @@ CLAIMS: list[Claim] = [
       lambda: f3(quality("asapnet", "miou", CAMVID)),
       lambda: f3(quality("real", "miou", CAMVID) / 2 - quality("asapnet", "miou", CAMVID)),
       lambda: f3(curve_range("asapnet", "miou")[1]), lambda: f3(quality("asapnet", "miou_smoothed", CAMVID)))),
+    ("at\ntwice the budget ({} and {} steps, {} and {} min;",
+     (lambda: f"{int(budget('2x', 'asapnet', 'total_steps')):,}", lambda: f"{int(budget('2x', 'pix2pixhd', 'total_steps')):,}",
+      lambda: f1(budget("2x", "asapnet", "minutes")), lambda: f1(budget("2x", "pix2pixhd", "minutes")))),
+    ("pix2pixHD's mIoU is bounded by time, slowly: {} at the end ({}, mean of its\nlast three)",
+     (lambda: f3(budget("2x", "pix2pixhd", "miou")), lambda: f3(budget("2x", "pix2pixhd", "miou", "last3")))),
+    ("its KID does not improve ({}; its snapshots\nstay between {} and {})",
+     (lambda: f3(budget("2x", "pix2pixhd", "kid")), lambda: f3(budget("2x", "pix2pixhd", "kid", "min")),
+      lambda: f3(budget("2x", "pix2pixhd", "kid", "max")))),
+    ("ASAPNet's KID improves a little ({}; mean of its last three {}), but its\nmIoU stays where it was ({}; mean of its last three {})",
+     (lambda: f3(budget("2x", "asapnet", "kid")), lambda: f3(budget("2x", "asapnet", "kid", "last3")),
+      lambda: f3(budget("2x", "asapnet", "miou")), lambda: f3(budget("2x", "asapnet", "miou", "last3")))),
+    ("(KID {}\nand {} at steps 1,100 and 2,200)",
+     (lambda: f3(budget("2x", "asapnet", "kid", "1100")), lambda: f3(budget("2x", "asapnet", "kid", "2200")))),
     # inference time, timing stage
     ("at 256x512 ASAPNet {} ms, pix2pixHD {} ms\n(**{}x**), SPADE {} s ({}x); at 256x256 {}x and {}x; at 512x1024 {}x (SPADE skipped",
      (lambda: f0(timing("asapnet", 256, 512)), lambda: f0(timing("pix2pixhd", 256, 512)),
