@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         **{k: float(scores[k]) for k in ("miou", "miou_boot_low", "miou_boot_high", "pixel_accuracy")},
         **{f"iou_{name}": float(v) for name, v in zip(labels.class_names, scores["per_class_iou"])},
         "segmenter": segmenter[1],
-        "checkpoint": str(Path(checkpoint).resolve().relative_to(ROOT)) if Path(checkpoint).resolve().is_relative_to(ROOT) else str(checkpoint),
+        "checkpoint": _where(Path(checkpoint)),
         "cpu": environment_info(device).get("cpu_model"),
         "threads": torch.get_num_threads(),
         "git_revision": git_revision(),
@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.dataset} segmenter ({row['changed']}, {steps} steps): mIoU {row['miou']:.4f} "
           f"[{row['miou_boot_low']:.4f}, {row['miou_boot_high']:.4f}], pixel accuracy {row['pixel_accuracy']:.4f}; appended to {out}")
     return 0
+
+
+def _where(path: Path) -> str:
+    """The checkpoint relative to the project; outside it, its last three path parts (no machine paths)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else ".../" + "/".join(path.parts[-3:])
 
 
 def _plain(value):
