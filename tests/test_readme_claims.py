@@ -105,6 +105,12 @@ def budget(run: str, model: str, key: str, which: str = "final") -> float:
     return float(g.loc[g["step"] == int(which), key].iloc[0])
 
 
+def ceiling(changed: str, key: str = "miou") -> float:
+    """A run of the CamVid segmenter with some settings changed (benchmarks/segmenter_ceiling.py)."""
+    t = _csv(RESULTS / "segmenter_ceiling_camvid.csv")
+    return float(t.loc[t["changed"] == changed, key].iloc[-1])
+
+
 def gan_run(study: Path, model: str) -> dict:
     return _json(study / f"train_{model}.json")
 
@@ -310,6 +316,8 @@ CLAIMS: list[Claim] = [
       lambda: f3(budget("2x", "asapnet", "miou")), lambda: f3(budget("2x", "asapnet", "miou", "last3")))),
     ("(KID {}\nand {} at steps 1,100 and 2,200)",
      (lambda: f3(budget("2x", "asapnet", "kid", "1100")), lambda: f3(budget("2x", "asapnet", "kid", "2200")))),
+    ("moves little with more training (`benchmarks/results/segmenter_ceiling_camvid.csv`): {} with twice\nthe epochs, {} with a decoder twice as wide",
+     (lambda: f3(ceiling("epochs=24")), lambda: f3(ceiling("decoder_width=128")))),
     # inference time, timing stage
     ("at 256x512 ASAPNet {} ms, pix2pixHD {} ms\n(**{}x**), SPADE {} s ({}x); at 256x256 {}x and {}x; at 512x1024 {}x (SPADE skipped",
      (lambda: f0(timing("asapnet", 256, 512)), lambda: f0(timing("pix2pixhd", 256, 512)),
