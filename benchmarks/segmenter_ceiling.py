@@ -11,8 +11,8 @@ YAML) a segmenter is trained with :func:`lib.train.segmenter.train_segmenter` fr
 settings in ``params.yaml`` with those fields changed, into ``--work`` (a killed run resumes
 there). With ``--checkpoint`` an existing segmenter is scored instead (its own recorded settings
 are reported). Either way it is scored as the evaluation stage scores the real photos
-(:func:`lib.translation.segmentation_eval.segmentation_scores` on the real test photos written
-by :func:`lib.translation.image_sets.real_test_images`, the same bootstrap), and one row is
+(:func:`lib.translation.evaluate.evaluate_real` on the real test photos written by
+:func:`lib.translation.image_sets.real_test_images`, the same bootstrap), and one row is
 appended to ``benchmarks/results/segmenter_ceiling_<dataset>.csv``: the settings that differ
 from ``params.yaml``, the steps and training seconds, mIoU with its interval, pixel accuracy,
 per-class IoU, the machine and the commit. Scoring the pipeline's own checkpoint reproduces the
@@ -38,13 +38,14 @@ from lib.checkpoint import load_checkpoint  # noqa: E402
 from lib.config import to_dict  # noqa: E402
 from lib.data import translation_dataset  # noqa: E402
 from lib.data.labels import label_set  # noqa: E402
+from lib.io import write_csv  # noqa: E402
 from lib.provenance import environment_info, git_revision  # noqa: E402
 from lib.stages import load_stage, resolve  # noqa: E402
 from lib.train import gan  # noqa: E402
 from lib.train import segmenter as seg  # noqa: E402
 from lib.translation import evaluate as ev  # noqa: E402
 from lib.translation import image_sets  # noqa: E402
-from lib.translation.segmentation_eval import segmentation_scores, test_targets  # noqa: E402
+from lib.translation.segmentation_eval import test_targets  # noqa: E402
 
 
 def parse_overrides(items: list[str], cfg: seg.SegmenterTrainConfig) -> dict:
@@ -105,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     real_dir = images / "real"
     image_sets.real_test_images(test_set, real_dir)
     segmenter = ev.build_segmenter(eval_cfg, checkpoint, labels, device, size)
-    scores = segmentation_scores(segmenter[0], real_dir, test_targets(test_set, labels), labels.num_classes,
-                                 labels.ignore_index, batch_size=eval_cfg.batch_size, device=device,
-                                 n_boot=eval_cfg.n_boot, seed=eval_cfg.seed)
+    scores = ev.evaluate_real(real_dir, labels, test_targets(test_set, labels), segmenter,
+                              dataclasses.replace(eval_cfg, real_reference=False), device=device)  # mIoU only
     row = {
         "dataset": args.dataset,
         "changed": "; ".join(f"{k}={_plain(v)}" for k, v in sorted(changed.items())) or "(params.yaml)",
@@ -126,9 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "benchmarks" / "results" / f"segmenter_ceiling_{args.dataset}.csv"
     table = pd.concat([pd.read_csv(out), pd.DataFrame([row])], ignore_index=True) if out.exists() else pd.DataFrame([row])
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_csv(out, table)
     print(f"{args.dataset} segmenter ({row['changed']}, {steps} steps): mIoU {row['miou']:.4f} "
           f"[{row['miou_boot_low']:.4f}, {row['miou_boot_high']:.4f}], pixel accuracy {row['pixel_accuracy']:.4f}; appended to {out}")
     return 0

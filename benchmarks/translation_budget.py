@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from lib.io import write_csv  # noqa: E402
 
 COLUMNS = ("dataset", "run", "budget_factor", "model", "step", "total_steps", "decay_steps", "train_seconds",
            "final", "kid", "kid_boot_low", "kid_boot_high", "fid", "miou", "miou_boot_low", "miou_boot_high",
@@ -53,8 +58,7 @@ def run_rows(run: Path, dataset: str) -> tuple[list[dict], dict, dict]:
         recipes[model] = {k: v for k, v in train["config"].items() if k not in ("epochs", "decay_epochs", "max_steps",
                                                                                  "steps", "decay_steps")}
         total = int(train["total_steps"])
-        decay = train["config"].get("decay_steps", train["config"].get("decay_epochs"))
-        common = dict(dataset=dataset, model=model, total_steps=total, decay_steps=decay,
+        common = dict(dataset=dataset, model=model, total_steps=total, decay_steps=train["config"]["decay_steps"],
                       train_revision=train.get("git_revision"), eval_revision=meta.get("git_revision"),
                       cpu=meta["hardware"].get("cpu_model"))
         for c in curves[(curves["model"] == model) & (curves["step"] != total)].itertuples():  # the last: the final row
@@ -95,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(all_rows)[list(COLUMNS)]
     out = args.out or ROOT / "benchmarks" / "results" / f"translation_budget_{args.dataset}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_csv(out, table)
     if args.figure:
         figure(table, args.figure)
     finals = table[table["final"]]

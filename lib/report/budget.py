@@ -14,14 +14,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lib.report.common import MISSING, format_number, is_finite, save_figure
-from lib.report.translation import MODEL_LABELS, model_colors
+from lib.report.common import MISSING, format_number, save_figure
+from lib.report.machines import NBSP
+from lib.report.translation import MODEL_LABELS, interval_text, model_colors
 from lib.translation.curves import SMOOTH_POINTS
 
 __all__ = ["budget_file", "ceiling_file", "load_results", "budget_table", "budget_caption", "plot_budget_curves",
            "ceiling_table", "ceiling_caption"]
 
-NBSP = "\u00a0"
 _BUDGET_COLUMNS = {"run", "budget_factor", "model", "step", "total_steps", "train_seconds", "final", "kid",
                    "kid_boot_low", "kid_boot_high", "fid", "miou", "miou_boot_low", "miou_boot_high", "cpu"}
 _CEILING_COLUMNS = {"changed", "steps", "train_seconds", "n", "miou", "miou_boot_low", "miou_boot_high", "pixel_accuracy"}
@@ -53,10 +53,8 @@ def load_results(path: str | Path, kind: str) -> pd.DataFrame | None:
 
 
 def _ci(value, low, high, digits: int) -> str:
-    text = format_number(value, digits)
-    if is_finite(low) and is_finite(high):
-        text += f"{NBSP}[{low:.{digits}f},{NBSP}{high:.{digits}f}]"
-    return text
+    """:func:`interval_text` kept on one line (as the quality table writes it)."""
+    return interval_text(value, low, high, digits).replace(" [", NBSP + "[").replace(", ", "," + NBSP)
 
 
 def _ordered_runs(frame: pd.DataFrame) -> list[str]:

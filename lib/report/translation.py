@@ -153,7 +153,8 @@ def _time_value(rows: pd.DataFrame) -> Any:
     return f"skipped (predicted {to_float(r['predicted_ms']) / 1e3:.3g} s)"
 
 
-def _interval(value: Any, low: Any, high: Any, digits: int) -> str:
+def interval_text(value: Any, low: Any, high: Any, digits: int) -> str:
+    """``value [low, high]`` with ``digits`` decimals; the value alone without an interval, :data:`MISSING` without a value."""
     if not is_finite(value):
         return MISSING
     text = f"{to_float(value):.{digits}f}"
@@ -217,10 +218,10 @@ def translation_table(eval_json: Mapping[str, Any], timing: pd.DataFrame) -> pd.
         e = evals.get(m, {})
         real_fid = m != "real" or bool(e.get("fid_between"))
         row["N"] = int(e["n"]) if is_finite(e.get("n")) else MISSING
-        row["FID [95% CI]"] = _interval(e.get("fid"), e.get("fid_boot_low"), e.get("fid_boot_high"), 1) if real_fid else MISSING
-        row["KID [95% CI]"] = _interval(e.get("kid"), e.get("kid_boot_low"), e.get("kid_boot_high"), 4) if real_fid else MISSING
+        row["FID [95% CI]"] = interval_text(e.get("fid"), e.get("fid_boot_low"), e.get("fid_boot_high"), 1) if real_fid else MISSING
+        row["KID [95% CI]"] = interval_text(e.get("kid"), e.get("kid_boot_low"), e.get("kid_boot_high"), 4) if real_fid else MISSING
         row["KID, smoothed final"] = f"{to_float(e['kid_smoothed']):.4f}" if is_finite(e.get("kid_smoothed")) else MISSING
-        row["mIoU [95% CI]"] = _interval(e.get("miou"), e.get("miou_boot_low"), e.get("miou_boot_high"), 3)
+        row["mIoU [95% CI]"] = interval_text(e.get("miou"), e.get("miou_boot_low"), e.get("miou_boot_high"), 3)
         row["pixel accuracy"] = f"{to_float(e['pixel_accuracy']):.3f}" if is_finite(e.get("pixel_accuracy")) else MISSING
         out.append(row)
     return pd.DataFrame(out).set_index("model").round(2)
